@@ -1,0 +1,45 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+# Both create .venv with python3 -m venv when it is missing and install what they need.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.mlops-magics-installed
+PYTEST_ARGS ?=
+
+.PHONY: help venv test demo bench lab ui clean
+
+help:
+	@echo "make demo   set up .venv and run the training notebook as tracked MLflow runs"
+	@echo "make test   set up .venv and run the test suite"
+	@echo "make bench  measure load time, per-cell overhead and fingerprint speed against MLflow"
+	@echo "make lab    JupyterLab on notebooks/ (same MLflow store)"
+	@echo "make ui     the MLflow UI on the local store (sqlite:///mlflow.db)"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+demo: $(STAMP)
+	$(VENV)/bin/mlops-magics demo
+
+bench: $(STAMP)
+	$(PY) bench/load_and_overhead.py
+	$(PY) bench/fingerprint.py
+
+lab: $(STAMP)
+	$(PY) -m pip install --quiet jupyterlab
+	$(VENV)/bin/jupyter lab notebooks/
+
+ui: $(STAMP)
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1
+
+clean:
+	rm -rf $(VENV) demo-output mlflow.db mlruns mlartifacts .mlops_magics .pytest_cache

@@ -1,0 +1,45 @@
+"""mlops-magics: MLOps from inside the notebook, on MLflow.
+
+``%load_ext mlops_magics`` (or the auto-loader) registers ``%%track``. Importing
+this package is cheap: everything below loads on first use.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["fingerprint", "log_metric", "log_metrics", "flush",
+           "load_ipython_extension", "unload_ipython_extension"]
+
+_LAZY = {
+    "fingerprint": ("mlops_magics.fingerprint", "fingerprint"),
+    "Fingerprint": ("mlops_magics.fingerprint", "Fingerprint"),
+    "log_metric": ("mlops_magics.api", "log_metric"),
+    "log_metrics": ("mlops_magics.api", "log_metrics"),
+    "flush": ("mlops_magics.api", "flush"),
+    "MlopsError": ("mlops_magics.errors", "MlopsError"),
+    "FingerprintError": ("mlops_magics.errors", "FingerprintError"),
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    raise AttributeError(f"module 'mlops_magics' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython) -> None:
+    """Called by ``%load_ext mlops_magics``."""
+    from .magics import load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython) -> None:
+    """Called by ``%unload_ext mlops_magics`` and ``%reload_ext``."""
+    from .magics import unload
+
+    unload(ipython)

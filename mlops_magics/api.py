@@ -1,0 +1,37 @@
+"""Functions for notebook code: ``mm.log_metric``, ``mm.log_metrics``, ``mm.flush``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from . import _current
+from .errors import NoActiveRunError
+
+_NO_RUN = ("no run to log into: call mm.{fn} inside a %%track cell "
+           "(or a notebook run by `mlops-magics run`)")
+
+
+def log_metric(key: str, value: float, step: int | None = None) -> None:
+    """Log one metric point into the run of the tracked cell (or job) now running.
+
+    ``step`` defaults to one past the last step logged for ``key`` in this run.
+    """
+    run = _current.active_run()
+    if run is None:
+        raise NoActiveRunError(_NO_RUN.format(fn="log_metric"))
+    run.log_metric(key, value, step)
+
+
+def log_metrics(mapping: Mapping[str, float], step: int | None = None) -> None:
+    """Log several metrics at once, all at ``step``."""
+    run = _current.active_run()
+    if run is None:
+        raise NoActiveRunError(_NO_RUN.format(fn="log_metrics"))
+    for key, value in mapping.items():
+        run.log_metric(key, value, step)
+
+
+def flush(timeout: float = 30.0) -> int:
+    """Deliver pending records to MLflow now; return how many are still pending (0: all in)."""
+    session = _current.session()
+    return 0 if session is None else session.flush(timeout)

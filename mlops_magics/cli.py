@@ -1,0 +1,182 @@
+"""``mlops-magics``: the command line, a thin click shim over the library.
+
+Imports stay inside the commands so that ``mlops-magics --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from . import __version__
+
+_RUN_KINDS = ("cell", "job")  # what `runs` lists; session runs only group cells
+_MAX_METRICS = 4
+
+
+class _Cli(click.Group):
+    """A group whose usage errors are one line, like every other error of ours."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "mlops-magics"
+            click.echo(f"Error: {exc.format_message()} (see '{where} --help')", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mlops-magics")
+def cli() -> None:
+    """MLOps from inside the notebook: tracked cells and notebook jobs as MLflow runs.
+
+    Records go to $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db in the working directory.
+    """
+
+
+@cli.command()
+@click.option("--experiment", "-e", metavar="NAME",
+              help="Experiment to list (default: $MLFLOW_EXPERIMENT_NAME or Default).")
+@click.option("-n", "count", type=click.IntRange(min=1), default=10, show_default=True,
+              help="How many runs to show, newest first.")
+@click.option("--tracking-uri", metavar="URI",
+              help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db here).")
+def runs(experiment: str | None, count: int, tracking_uri: str | None) -> None:
+    """List the most recent tracked runs (cells and jobs) of an experiment."""
+    from . import locations
+    from .display import Table
+
+    uri = locations.tracking_uri(tracking_uri)
+    name = locations.experiment_name(experiment)
+    found = _recent_runs(_client(uri), name, count)
+    if not found:
+        click.echo(f"no tracked runs yet in experiment {name!r} at {locations.display_uri(uri)}: "
+                   "put %%track on a notebook cell")
+        return
+    rows = [[r.info.run_name or "", r.info.status, r.info.run_id, _time(r.info.start_time),
+             r.data.tags.get("mlops.kind", ""), _metrics(r.data.metrics)] for r in found]
+    table = Table(["run", "status", "run id", "started", "kind", "metrics"], rows,
+                  caption=f"last {len(rows)} tracked runs in {name!r} at {locations.display_uri(uri)}")
+    click.echo(repr(table))
+
+
+@cli.command()
+@click.option("--output-dir", "-o", default="demo-output", show_default=True,
+              type=click.Path(file_okay=False, writable=True),
+              help="Folder for the executed copies of the notebook.")
+def demo(output_dir: str) -> None:
+    """Run notebooks/train.ipynb a few times with different C and show the runs it recorded."""
+    from .demo import DemoError, run_demo
+
+    try:
+        run_demo(output_dir, echo=click.echo)
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@cli.command()
+@click.option("--tracking-uri", metavar="URI",
+              help="Store to show (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db here).")
+@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
+def ui(tracking_uri: str | None, port: int) -> None:
+    """Open the MLflow UI on the tracking store (on 127.0.0.1)."""
+    import os
+    import shutil
+    from pathlib import Path
+
+    from . import locations
+
+    uri = locations.tracking_uri(tracking_uri)
+    beside = Path(sys.executable).with_name("mlflow")  # the mlflow of this environment first
+    exe = str(beside) if beside.exists() else shutil.which("mlflow")
+    argv = ([exe] if exe else [sys.executable, "-m", "mlflow"])
+    argv += ["ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
+    click.echo(f"MLflow UI on http://127.0.0.1:{port} for {locations.display_uri(uri)} (Ctrl-C stops it)")
+    sys.stdout.flush()
+    try:
+        os.execv(argv[0], argv)
+    except OSError as exc:
+        raise click.ClickException(f"could not start the MLflow UI: {exc}") from None
+
+
+# -- helpers -------------------------------------------------------------------------
+def _client(uri: str):
+    """An MlflowClient on ``uri``; a missing SQLite file is an error, not a new empty store."""
+    from pathlib import Path
+
+    from . import locations
+
+    if uri.startswith("sqlite:///"):
+        path = Path(uri[len("sqlite:///"):].split("?", 1)[0])
+        if not path.is_file():
+            raise click.ClickException(
+                f"no MLflow store at {path}: track a cell or run `mlops-magics demo` first, "
+                "or pass --tracking-uri")
+    from mlflow import MlflowClient
+
+    try:
+        return MlflowClient(tracking_uri=uri)
+    except Exception as exc:
+        raise click.ClickException(f"cannot use tracking URI {locations.display_uri(uri)}: {_one_line(exc)}") from None
+
+
+def _recent_runs(client, experiment: str, count: int) -> list:
+    from .errors import did_you_mean
+
+    try:
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            names = [e.name for e in client.search_experiments()]
+            raise click.ClickException(f"no experiment named {experiment!r}.{did_you_mean(experiment, names)}"
+                                       f" Experiments here: {', '.join(sorted(names)) or 'none'}")
+        found = []
+        for kind in _RUN_KINDS:  # MLflow's filter has no IN for tags
+            found += client.search_runs([exp.experiment_id], f"tags.`mlops.kind` = '{kind}'",
+                                        max_results=count, order_by=["attributes.start_time DESC"])
+    except click.ClickException:
+        raise
+    except Exception as exc:
+        raise click.ClickException(f"MLflow could not list runs: {_one_line(exc)}") from None
+    found.sort(key=lambda r: r.info.start_time or 0, reverse=True)
+    return found[:count]
+
+
+def _metrics(metrics: dict[str, float]) -> str:
+    own = sorted(k for k in metrics if not k.startswith("system."))
+    keys = (own or sorted(metrics))[:_MAX_METRICS]
+    more = len(own) - len(keys) if own else 0
+    text = ", ".join(f"{k}={metrics[k]:.4g}" for k in keys)
+    return text + (f", +{more} more" if more > 0 else "")
+
+
+def _time(ms: int | None) -> str:
+    import datetime
+
+    if not ms:
+        return ""
+    return datetime.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console script entry point."""
+    cli.main(args=argv, prog_name="mlops-magics")
+
+
+if __name__ == "__main__":
+    main()

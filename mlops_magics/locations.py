@@ -1,0 +1,45 @@
+"""Where records go: the MLflow tracking URI and the local mlops-magics folder.
+
+The one place that resolves them. The default is MLflow's own default, a SQLite
+store ``mlflow.db`` in the working directory, so ``mlflow ui`` run there just works.
+Never the deprecated ``./mlruns`` file store.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HOME_ENV = "MLOPS_MAGICS_HOME"
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"
+DEFAULT_EXPERIMENT = "Default"
+
+
+def tracking_uri(explicit: str | None = None) -> str:
+    """The tracking URI: ``explicit``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlflow.db``."""
+    if explicit:
+        return explicit
+    env = os.environ.get(TRACKING_URI_ENV, "").strip()
+    if env:
+        return env
+    return "sqlite:///" + str(Path.cwd().resolve() / "mlflow.db")
+
+
+def experiment_name(explicit: str | None = None) -> str:
+    """The experiment: ``explicit``, else ``$MLFLOW_EXPERIMENT_NAME``, else MLflow's ``Default``."""
+    return explicit or os.environ.get(EXPERIMENT_ENV, "").strip() or DEFAULT_EXPERIMENT
+
+
+def home() -> Path:
+    """The local folder: ``$MLOPS_MAGICS_HOME``, else ``.mlops_magics`` in the working directory."""
+    env = os.environ.get(HOME_ENV, "").strip()
+    return Path(env).expanduser() if env else Path.cwd() / ".mlops_magics"
+
+
+def display_uri(uri: str) -> str:
+    """``uri`` without credentials, for messages."""
+    if "@" in uri and "://" in uri:
+        scheme, rest = uri.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return uri

@@ -1,0 +1,30 @@
+"""IPython glue: loading and unloading the extension. Thin by design."""
+
+from __future__ import annotations
+
+import atexit
+
+
+def load(shell) -> None:
+    """Register ``%%track`` and its hooks on ``shell`` (called by ``%load_ext mlops_magics``)."""
+    from .. import _current
+    from ..tracking.lineage import notebook_path
+    from ..tracking.session import TrackingSession
+    from .track import TrackMagics
+
+    old = shell.magics_manager.registry.get("TrackMagics")
+    if old is not None:  # loaded before without a clean unload: never double the hooks
+        old.close()
+    session = TrackingSession(notebook=notebook_path(shell.user_ns))
+    magics = TrackMagics(shell=shell, session=session)
+    shell.register_magics(magics)
+    shell.events.register("pre_run_cell", magics.pre_run_cell)
+    atexit.register(magics.close)
+    _current.set_session(session)
+
+
+def unload(shell) -> None:
+    """Undo exactly what ``load`` did and deliver what is pending."""
+    magics = shell.magics_manager.registry.get("TrackMagics")
+    if magics is not None:
+        magics.close()

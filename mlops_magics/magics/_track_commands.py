@@ -1,0 +1,74 @@
+"""The line forms of ``%track``: each takes the magics object and its words, returns a display."""
+
+from __future__ import annotations
+
+import argparse
+
+from IPython.core.error import UsageError
+
+from .. import locations
+from ..display import Message, Table
+
+
+def _argv(prog: str, words: list[str], *specs) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog=prog, add_help=False, exit_on_error=False)
+    for flags, kwargs in specs:
+        parser.add_argument(*flags, **kwargs)
+    try:
+        args, extra = parser.parse_known_args(words)
+    except (argparse.ArgumentError, ValueError) as exc:
+        raise UsageError(f"{prog}: {exc}") from None
+    if extra:
+        raise UsageError(f"{prog}: unexpected {' '.join(extra)}")
+    return args
+
+
+def status(magics, words: list[str]) -> Table:
+    """Where records go and how many wait."""
+    _argv("%track status", words)
+    session = magics.session
+    uri = locations.tracking_uri(magics.tracking_uri or None)
+    rows = [["tracking URI", locations.display_uri(uri)],
+            ["experiment", locations.experiment_name(magics.experiment or None)],
+            ["tracked cells", len(session.history)]]
+    for st in session.statuses():
+        where = locations.display_uri(st.uri)
+        line = f"{st.pending} pending, {st.delivered} delivered"
+        if st.rejected:
+            line += f", {st.rejected} rejected ({st.rejected_errors[-1]})"
+        if st.last_error:
+            line += f"; last error: {st.last_error}"
+            if st.retry_in is not None:
+                line += f"; retrying in {st.retry_in:.0f}s"
+        rows.append([f"records for {where}", line])
+    return Table(["", ""], rows, caption="mlops-magics status")
+
+
+def flush(magics, words: list[str]) -> Message:
+    """Deliver pending records now."""
+    args = _argv("%track flush", words, (("--timeout",), {"type": float, "default": magics.flush_timeout}))
+    left = magics.session.flush(args.timeout)
+    if left == 0:
+        return Message("all records are in MLflow")
+    errors = [s.last_error for s in magics.session.statuses() if s.last_error]
+    tail = f"; last error: {errors[-1]}" if errors else ""
+    return Message(f"{left} records still pending after {args.timeout:g}s{tail}", level="warning")
+
+
+def runs(magics, words: list[str]) -> Table | Message:
+    """The most recent tracked runs of this session, as MLflow has them."""
+    args = _argv("%track runs", words, (("-n",), {"type": int, "default": 10}))
+    if args.n < 1:
+        raise UsageError("%track runs: -n must be at least 1")
+    session = magics.session
+    session.flush(min(5.0, magics.flush_timeout))
+    recent = session.history[-args.n:][::-1]
+    if not recent:
+        return Message("no tracked runs yet in this session: put %%track on a cell")
+    rows = []
+    for r in recent:
+        run_id = r.run_id or session.delivery(r.uri).run_id(r.key) or "(pending)"
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in list(r.metrics.items())[:4])
+        rows.append([r.name, r.status, run_id, r.experiment, metrics])
+    return Table(["run", "status", "run id", "experiment", "metrics"], rows,
+                 caption=f"last {len(rows)} tracked runs")

@@ -1,0 +1,92 @@
+"""Every name mlops-magics writes into MLflow: tags, metric prefixes, artifact paths.
+
+One module owns these so that the tracker, the writer, the CLI and the tests agree.
+"""
+
+from __future__ import annotations
+
+import re
+
+PREFIX = "mlops."
+
+# Run kinds (tag KIND).
+KIND = "mlops.kind"
+KIND_SESSION = "session"
+KIND_CELL = "cell"
+KIND_JOB = "job"
+KIND_SWEEP = "sweep"
+
+# Identity and lineage.
+RUN_KEY = "mlops.run_key"  # client-generated key, stable across replays
+SESSION_KEY = "mlops.session"
+NOTEBOOK = "mlops.notebook"
+NOTEBOOK_SHA256 = "mlops.notebook.sha256"
+CELL_SHA256 = "mlops.cell.sha256"
+CELL_ID = "mlops.cell.id"
+EXECUTION_COUNT = "mlops.execution_count"
+GIT_COMMIT = "mlops.git.commit"
+GIT_DIRTY = "mlops.git.dirty"
+GIT_BRANCH = "mlops.git.branch"
+ENV_SHA256 = "mlops.env.sha256"
+ENV_PYTHON = "mlops.env.python"
+UNHASHED = "mlops.unhashed"
+NONFINITE = "mlops.nonfinite"
+
+# Outcome.
+FAILURE = "mlops.failure"
+FAILURE_ERROR = "error"
+FAILURE_TIMEOUT = "timeout"
+FAILURE_KERNEL_DIED = "kernel_died"
+ERROR = "mlops.error"
+ALERT = "mlops.alert"
+
+# MLflow's own tags we fill in.
+MLFLOW_PARENT_RUN_ID = "mlflow.parentRunId"
+MLFLOW_RUN_NAME = "mlflow.runName"
+MLFLOW_SOURCE_NAME = "mlflow.source.name"
+MLFLOW_SOURCE_TYPE = "mlflow.source.type"
+MLFLOW_USER = "mlflow.user"
+MLFLOW_NOTE = "mlflow.note.content"
+
+# Operational metrics of a tracked cell.
+SYSTEM_WALL = "system.cell.wall_s"
+SYSTEM_CPU = "system.cell.cpu_s"
+SYSTEM_PEAK_MEM = "system.cell.peak_mem_mb"
+
+# Dataset inputs.
+DATASET_CONTEXT_TAG = "mlflow.data.context"
+CONTEXT_INPUT = "input"
+CONTEXT_OUTPUT = "output"
+DATASET_SOURCE_TYPE = "mlops_magics"
+
+# Artifacts.
+ARTIFACT_CELL = "mlops/cell.py"
+ARTIFACT_REQUIREMENTS = "mlops/requirements.txt"
+
+
+def artifact_profile(name: str) -> str:
+    """Artifact path of the profile of data input ``name``."""
+    return f"mlops/profiles/{sanitize_key(name)}.json"
+
+
+# MLflow limits (mlflow/utils/validation.py).
+MAX_PARAMS_TAGS_PER_BATCH = 100
+MAX_METRICS_PER_BATCH = 1000
+MAX_BATCH_BYTES = 1_000_000
+MAX_PARAM_VAL_LENGTH = 6000
+MAX_TAG_VAL_LENGTH = 5000
+MAX_KEY_LENGTH = 250
+MAX_DIGEST_LENGTH = 36
+
+_BAD_KEY_CHARS = re.compile(r"[^\w.\- /]")
+
+
+def sanitize_key(key: str) -> str:
+    """Make ``key`` acceptable to MLflow (``^[/\\w.\\- ]*$``, at most 250 characters)."""
+    key = _BAD_KEY_CHARS.sub("_", str(key)).strip() or "_"
+    return key[:MAX_KEY_LENGTH]
+
+
+def clip(value: str, limit: int) -> str:
+    """Cut ``value`` to ``limit`` characters, marking the cut."""
+    return value if len(value) <= limit else value[: limit - 3] + "..."

@@ -1,0 +1,1 @@
+"""Turning cell executions into run records. Imports without IPython or MLflow."""

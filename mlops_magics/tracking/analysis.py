@@ -1,0 +1,245 @@
+"""Static reading of a cell's code: which literals it sets, which names it reads and binds.
+
+Pure ``ast``: no execution, no IPython. The tracker combines this with what the
+namespace looked like before and after the cell.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+from dataclasses import dataclass, field
+
+from ..secrets import MASK, is_secret
+
+MAX_PARAM_REPR = 500
+MAX_PATH_LITERAL = 1024
+
+
+@dataclass
+class CellAnalysis:
+    """What the code of one cell says about itself."""
+
+    params: dict[str, object] = field(default_factory=dict)
+    loads: set[str] = field(default_factory=set)  # names read
+    free: set[str] = field(default_factory=set)  # names read before the cell binds them: its inputs
+    stores: set[str] = field(default_factory=set)  # names bound by assignment
+    loop_targets: set[str] = field(default_factory=set)  # for-loop / with-as names
+    strings: list[str] = field(default_factory=list)  # path-like string literals, in order
+
+
+def _literal(node: ast.AST) -> tuple[bool, object]:
+    try:
+        value = ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return False, None
+    if isinstance(value, bytes) or len(repr(value)) > MAX_PARAM_REPR:
+        return False, None
+    return True, value
+
+
+def _callee(func: ast.AST) -> str:
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    if isinstance(func, ast.Name):
+        return func.id
+    return "call"
+
+
+def _assigned_literals(tree: ast.Module) -> dict[str, object]:
+    found: dict[str, object] = {}
+    for stmt in tree.body:
+        targets: list[ast.AST]
+        if isinstance(stmt, ast.Assign):
+            targets, value = stmt.targets, stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value is not None:
+            targets, value = [stmt.target], stmt.value
+        else:
+            continue
+        for target in targets:
+            if isinstance(target, ast.Name):
+                ok, lit = _literal(value)
+                if ok:
+                    found[target.id] = lit
+            elif isinstance(target, ast.Tuple) and isinstance(value, ast.Tuple):
+                if len(target.elts) == len(value.elts):
+                    for t, v in zip(target.elts, value.elts):
+                        ok, lit = _literal(v)
+                        if ok and isinstance(t, ast.Name):
+                            found[t.id] = lit
+    return found
+
+
+def _keyword_literals(tree: ast.Module, taken: dict[str, object]) -> dict[str, object]:
+    """Literal keyword arguments; a name seen with two values is qualified by its callee."""
+    seen: list[tuple[str, str, object]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            for kw in node.keywords:
+                if kw.arg is None:
+                    continue
+                ok, lit = _literal(kw.value)
+                if ok:
+                    seen.append((_callee(node.func), kw.arg, lit))
+    values: dict[str, set[str]] = {}
+    for _, arg, lit in seen:
+        values.setdefault(arg, set()).add(repr(lit))
+    out: dict[str, object] = {}
+    for callee, arg, lit in seen:
+        clash = len(values[arg]) > 1 or (arg in taken and repr(taken[arg]) != repr(lit))
+        out[f"{callee}.{arg}" if clash else arg] = lit
+    return out
+
+
+class _Names(ast.NodeVisitor):
+    """Names read and bound in the cell's own scope (not inside def/class/lambda)."""
+
+    def __init__(self, result: CellAnalysis) -> None:
+        self.r = result
+
+    def visit_Name(self, node: ast.Name) -> None:
+        if isinstance(node.ctx, ast.Load):
+            self.r.loads.add(node.id)
+        else:
+            self.r.stores.add(node.id)
+
+    def _targets(self, target: ast.AST) -> None:
+        for n in ast.walk(target):
+            if isinstance(n, ast.Name):
+                self.r.loop_targets.add(n.id)
+
+    def visit_For(self, node: ast.For) -> None:
+        self._targets(node.target)
+        self.generic_visit(node)
+
+    visit_AsyncFor = visit_For
+
+    def visit_With(self, node: ast.With) -> None:
+        for item in node.items:
+            if item.optional_vars is not None:
+                self._targets(item.optional_vars)
+        self.generic_visit(node)
+
+    visit_AsyncWith = visit_With
+
+    def visit_FunctionDef(self, node: ast.AST) -> None:
+        self.r.loop_targets.add(node.name)  # a def binds a name that is never a metric
+        for d in getattr(node, "decorator_list", []):
+            self.visit(d)
+
+    visit_AsyncFunctionDef = visit_FunctionDef
+    visit_ClassDef = visit_FunctionDef
+
+    def visit_Lambda(self, node: ast.Lambda) -> None:
+        return None
+
+    def _comprehension(self, node: ast.AST) -> None:
+        # Comprehension variables do not leak; only what they iterate over is read.
+        comp_vars: set[str] = set()
+        for gen in node.generators:  # type: ignore[attr-defined]
+            self._loads_except(gen.iter, comp_vars)
+            comp_vars |= {n.id for n in ast.walk(gen.target) if isinstance(n, ast.Name)}
+            for cond in gen.ifs:
+                self._loads_except(cond, comp_vars)
+        for part in ("elt", "key", "value"):
+            sub = getattr(node, part, None)
+            if sub is not None:
+                self._loads_except(sub, comp_vars)
+
+    def _loads_except(self, node: ast.AST, skip: set[str]) -> None:
+        for n in ast.walk(node):
+            if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load) and n.id not in skip:
+                self.r.loads.add(n.id)
+
+    visit_ListComp = visit_SetComp = visit_GeneratorExp = visit_DictComp = _comprehension
+
+    def visit_Import(self, node: ast.AST) -> None:
+        for alias in node.names:  # type: ignore[attr-defined]
+            self.r.loop_targets.add((alias.asname or alias.name).split(".")[0])
+
+    visit_ImportFrom = visit_Import
+
+
+def _path_literals(tree: ast.Module) -> list[str]:
+    out: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            s = node.value
+            if 0 < len(s) <= MAX_PATH_LITERAL and "\n" not in s and "\x00" not in s:
+                if s not in out:
+                    out.append(s)
+    return out
+
+
+def analyse(source: str) -> CellAnalysis:
+    """Read ``source`` (plain Python, IPython syntax already transformed)."""
+    tree = ast.parse(source)
+    result = CellAnalysis()
+    assigned = _assigned_literals(tree)
+    result.params = {**_keyword_literals(tree, assigned), **assigned}
+    bound: set[str] = set()
+    for stmt in tree.body:  # statement order: `df = df.dropna()` reads df before binding it
+        part = CellAnalysis()
+        _Names(part).visit(stmt)
+        result.free |= part.loads - bound - part.loop_targets
+        bound |= part.stores | part.loop_targets
+        result.loads |= part.loads
+        result.stores |= part.stores
+        result.loop_targets |= part.loop_targets
+    result.strings = _path_literals(tree)
+    return result
+
+
+def existing_files(strings: list[str], cwd: str | None = None) -> list[str]:
+    """The string literals that name regular files on disk."""
+    base = cwd or os.getcwd()
+    found = []
+    for s in strings:
+        path = os.path.join(base, os.path.expanduser(s))
+        try:
+            if os.path.isfile(path):
+                found.append(s)
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def secret_literals(source: str) -> list[str]:
+    """String literals bound to secret-looking names.
+
+    Covers ``token = "..."``, ``f(password="...")`` and ``{"api_key": "..."}``.
+    """
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    found: list[str] = []
+
+    def take(node: ast.AST | None) -> None:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value:
+            found.append(node.value)
+
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            names = [t.id if isinstance(t, ast.Name) else getattr(t, "attr", "") for t in targets]
+            if any(is_secret(n) for n in names):
+                take(node.value)
+        elif isinstance(node, ast.keyword) and node.arg and is_secret(node.arg):
+            take(node.value)
+        elif isinstance(node, ast.Dict):
+            for k, v in zip(node.keys, node.values):
+                if isinstance(k, ast.Constant) and isinstance(k.value, str) and is_secret(k.value):
+                    take(v)
+    return found
+
+
+def mask_source(raw: str, python_source: str | None = None) -> str:
+    """``raw`` with every secret literal found in ``python_source`` (default ``raw``) as ``***``.
+
+    ``python_source`` is the cell after IPython's transforms, which parses even when
+    ``raw`` holds magics.
+    """
+    for value in sorted(set(secret_literals(python_source or raw)), key=len, reverse=True):
+        raw = raw.replace(value, MASK)
+    return raw

@@ -1,0 +1,258 @@
+"""One tracked cell execution: what it read, set, produced, and where it came from.
+
+``TrackedCell.begin()`` runs before the user's code (snapshot of the namespace,
+fingerprints of the inputs, a resource meter); ``finish()`` after it, successful or
+not: it works out params, metrics and outputs, hands the records to delivery and
+returns a ``CellRun`` for display. IPython-free: the magic passes the namespace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+
+from .. import _current, naming
+from ..secrets import MASK, is_secret, mask_mapping
+from . import records
+from .analysis import CellAnalysis, analyse, existing_files, mask_source
+from .lineage import lineage_tags, notebook_path
+from .resources import ResourceMeter
+from .session import ActiveRun, CellRun, TrackingSession
+from .values import metric_items, param_string
+
+
+@dataclass
+class TrackOptions:
+    """What ``%%track`` was told on its line (and by its config defaults)."""
+
+    experiment: str
+    tracking_uri: str
+    name: str | None = None
+    params: list[str] = field(default_factory=list)
+    metrics: list[str] = field(default_factory=list)
+    data: list[str] = field(default_factory=list)
+    tags: dict[str, str] = field(default_factory=dict)
+    auto: bool = True
+
+
+def _ids(ns: dict, hidden: set[str]) -> dict[str, int]:
+    return {k: id(v) for k, v in list(ns.items()) if not k.startswith("_") and k not in hidden}
+
+
+class TrackedCell:
+    """Tracks one execution of a cell's code against namespace ``ns``."""
+
+    def __init__(self, session: TrackingSession, raw: str, python: str, options: TrackOptions,
+                 ns: dict, *, execution_count: int | None = None, cell_id: str | None = None,
+                 hidden: set[str] | frozenset[str] = frozenset()) -> None:
+        self.session, self.options, self.ns = session, options, ns
+        self.raw, self.python = raw, python
+        self.execution_count, self.cell_id, self.hidden = execution_count, cell_id, set(hidden)
+        self.key = records.new_key()
+        self.notebook = notebook_path(ns) or session.notebook
+        stem = os.path.splitext(os.path.basename(self.notebook))[0] + " " if self.notebook else ""
+        self.name = options.name or f"{stem}cell {execution_count}".strip()
+        self.analysis: CellAnalysis = analyse(python)
+        self.data: list[dict] = []
+        self.unhashed: dict[str, str] = {}
+        self.warnings: list[str] = []
+
+    def begin(self) -> None:
+        self.start_ms = records.now_ms()
+        self.before = _ids(self.ns, self.hidden)
+        self.lineage = self.session.defer(lineage_tags, self.notebook)
+        candidates = set(self.options.data)
+        if self.options.auto:
+            candidates |= self.analysis.free
+        for name in sorted(candidates):
+            if name in self.ns and (name in self.options.data or _is_data(self.ns[name])):
+                self._fingerprint(name, self.ns[name], naming.CONTEXT_INPUT)
+        self.files = {}
+        if self.options.auto:
+            for path in existing_files(self.analysis.strings):
+                st = os.stat(path)
+                self.files[path] = (st.st_mtime_ns, st.st_size)
+                self._fingerprint_file(path, naming.CONTEXT_INPUT)
+        self.active = ActiveRun(self.key, self.name)
+        _current.push(self.active)
+        self.meter = ResourceMeter()
+
+    def finish(self, error: BaseException | None = None) -> CellRun:
+        usage = self.meter.stop()
+        _current.pop(self.active)
+        after = _ids(self.ns, self.hidden)
+        bound = (self.analysis.stores | {k for k, v in after.items() if self.before.get(k) != v})
+        bound -= self.analysis.loop_targets
+        params = self._params()
+        metrics = self._metrics(bound - set(params))
+        self._outputs(bound)
+        status = "FINISHED" if error is None else ("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
+        err = None if error is None else naming.clip(f"{type(error).__name__}: {error}", naming.MAX_TAG_VAL_LENGTH)
+        source = mask_source(self.raw, self.python)
+        run = CellRun(
+            key=self.key, name=self.name, experiment=self.options.experiment, uri=self.options.tracking_uri,
+            status=status, params=params, metrics=metrics, data=self.data, unhashed=self.unhashed,
+            warnings=self.warnings, error=err, cell_id=self.cell_id, source=source,
+            execution_count=self.execution_count, step_points=len(self.active.metrics),
+            usage={naming.SYSTEM_WALL: usage.wall_s, naming.SYSTEM_CPU: usage.cpu_s,
+                   naming.SYSTEM_PEAK_MEM: usage.peak_mem_mb},
+        )
+        run.previous = self.session.previous(self.cell_id, self.options.name, source)
+        self.session.record(run)
+        self.session.defer(self._deliver, run, self.lineage)
+        return run
+
+    # -- what the cell set ---------------------------------------------------------
+    def _params(self) -> dict[str, str]:
+        values: dict[str, object] = dict(self.analysis.params) if self.options.auto else {}
+        for name in self.options.params:
+            if name in self.ns:
+                values[name] = self.ns[name]
+            else:
+                self.warnings.append(f"--params {name}: no variable named {name!r} after the cell")
+        out = {naming.sanitize_key(k): param_string(v) for k, v in values.items()}
+        return {k: (MASK if is_secret(k) else v) for k, v in out.items()}
+
+    def _metrics(self, names: set[str]) -> dict[str, float]:
+        found: dict[str, float] = {}
+        nonfinite: list[str] = []
+        explicit = set(self.options.metrics)
+        for name in sorted((names if self.options.auto else set()) | explicit):
+            if name.startswith("_") or name in self.hidden or name not in self.ns:
+                if name in explicit:
+                    self.warnings.append(f"--metrics {name}: no variable named {name!r} after the cell")
+                continue
+            items = list(metric_items(name, self.ns[name]))
+            if not items and name in explicit:
+                self.warnings.append(f"--metrics {name}: {type(self.ns[name]).__name__} is not a number")
+            for key, value in items:
+                if value != value or value in (float("inf"), float("-inf")):
+                    nonfinite.append(key)
+                    self.warnings.append(f"metric {key} is {value}: not logged")
+                else:
+                    found[key] = value
+        self.nonfinite = nonfinite
+        return found
+
+    def _outputs(self, bound: set[str]) -> None:
+        names = set(self.options.data) | (bound if self.options.auto else set())
+        seen = {(d["name"], d["digest"]) for d in self.data}
+        for name in sorted(names):
+            if name in self.ns and (name in self.options.data or _is_data(self.ns[name])):
+                if name in self.options.data and name not in bound and any(d["name"] == name for d in self.data):
+                    continue
+                self._fingerprint(name, self.ns[name], naming.CONTEXT_OUTPUT, skip=seen)
+            elif name in self.options.data and name not in self.ns:
+                self.warnings.append(f"--data {name}: no variable named {name!r}")
+        for path in existing_files(self.analysis.strings) if self.options.auto else []:
+            st = os.stat(path)
+            if self.files.get(path) != (st.st_mtime_ns, st.st_size):
+                self._fingerprint_file(path, naming.CONTEXT_OUTPUT)
+
+    def _fingerprint(self, name: str, obj: object, context: str, skip: set | None = None) -> None:
+        from ..errors import FingerprintError
+        from ..fingerprint import fingerprint
+
+        try:
+            fp = fingerprint(obj)
+        except FingerprintError as exc:
+            self.unhashed[name] = str(exc)
+            return
+        if skip and (name, fp.digest) in skip:
+            return
+        self.data.append(_data_record(name, fp, context, {"variable": name}))
+
+    def _fingerprint_file(self, path: str, context: str) -> None:
+        from ..fingerprint import fingerprint_path
+
+        try:
+            fp = fingerprint_path(path)
+        except OSError as exc:
+            self.unhashed[path] = f"could not read: {exc}"
+            return
+        self.data.append(_data_record(path, fp, context, {"path": os.path.abspath(path)}))
+
+    # -- hand over to delivery (runs in the session's background thread) -----------
+    def _deliver(self, run: CellRun, lineage) -> None:
+        try:
+            tags, requirements = lineage.result()
+        except Exception:  # lineage is best effort; the run itself must still be recorded
+            tags, requirements = {}, None
+        ops = self._ops(run, tags, requirements)
+        self.session.delivery(run.uri).submit(ops)
+
+    def _ops(self, run: CellRun, lineage: dict[str, str], requirements: str | None) -> list[records.Op]:
+        parent, ops = self.session.session_run(run.uri, run.experiment, self.notebook)
+        tags = {naming.KIND: naming.KIND_CELL, naming.SESSION_KEY: self.session.key,
+                naming.CELL_SHA256: hashlib.sha256(run.source.encode()).hexdigest(), **lineage}
+        if self.execution_count is not None:
+            tags[naming.EXECUTION_COUNT] = str(self.execution_count)
+        if self.cell_id:
+            tags[naming.CELL_ID] = self.cell_id
+        if run.unhashed:
+            tags[naming.UNHASHED] = "; ".join(f"{k}: {v}" for k, v in run.unhashed.items())
+        if self.nonfinite:
+            tags[naming.NONFINITE] = ",".join(self.nonfinite)
+        if run.error:
+            tags[naming.FAILURE] = naming.FAILURE_ERROR
+            tags[naming.ERROR] = run.error
+        tags.update(mask_mapping(self.options.tags))
+        ts = records.now_ms()
+        metrics = [(k, v, ts, 0) for k, v in {**run.metrics, **run.usage}.items()] + self.active.metrics
+        ops.append(records.start(self.key, experiment=run.experiment, name=run.name,
+                                 start_ms=self.start_ms, tags=tags, parent_key=parent))
+        ops.append(records.log(self.key, params=run.params, metrics=metrics))
+        if run.data:
+            ops.append(records.inputs(self.key, [_mlflow_dataset(d) for d in run.data]))
+        ops.append(records.artifact(self.key, naming.ARTIFACT_CELL, run.source))
+        if requirements:
+            ops.append(records.artifact(self.key, naming.ARTIFACT_REQUIREMENTS, requirements))
+        ops.append(records.end(self.key, status=run.status, end_ms=ts))
+        return ops
+
+
+def _is_data(obj: object) -> bool:
+    from ..fingerprint import is_fingerprintable
+
+    return is_fingerprintable(obj)
+
+
+def _data_record(name: str, fp, context: str, source: dict) -> dict:
+    schema = {str(k): str(v) for k, v in dict(fp.schema).items()} if fp.schema else None
+    return {"name": name, "digest": fp.digest, "short": fp.short, "kind": fp.kind,
+            "shape": [int(n) for n in fp.shape] if fp.shape is not None else None, "schema": schema,
+            "schema_digest": getattr(fp, "schema_digest", None), "nbytes": int(fp.nbytes or 0),
+            "context": context, "source": source}
+
+
+_COLSPEC = {"f": "double", "i": "long", "u": "long", "b": "boolean", "M": "datetime"}
+
+
+def _mlflow_dataset(d: dict) -> dict:
+    """A data record in the shape MLflow's dataset entity (and its UI) expects."""
+    schema = None
+    if isinstance(d.get("schema"), dict) and d["schema"]:
+        cols = []
+        for col, dtype in d["schema"].items():
+            kind = _dtype_kind(str(dtype))
+            cols.append({"name": str(col), "type": _COLSPEC.get(kind, "string"), "required": True})
+        schema = {"mlflow_colspec": cols, "mlops_schema_digest": d.get("schema_digest")}
+    profile = {"kind": d["kind"], "shape": d["shape"], "nbytes": d["nbytes"]}
+    if d["shape"]:
+        profile["num_rows"] = d["shape"][0]
+    return {"name": d["name"], "digest": d["digest"], "source": d["source"], "schema": schema,
+            "profile": profile, "context": d["context"]}
+
+
+def _dtype_kind(dtype: str) -> str:
+    low = dtype.lower()
+    if low.startswith(("float", "double")):
+        return "f"
+    if low.startswith(("int", "uint")):
+        return "i"
+    if low.startswith("bool"):
+        return "b"
+    if low.startswith(("datetime", "timestamp")):
+        return "M"
+    return "O"

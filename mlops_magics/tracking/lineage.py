@@ -1,0 +1,122 @@
+"""Where a run came from: the notebook, its git state, the Python environment.
+
+Each function is cheap enough to call once per cell in a background thread; the
+environment, which cannot change under a running interpreter's imports, is read
+once per process.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+NOTEBOOK_ENV = "MLOPS_MAGICS_NOTEBOOK"
+
+
+@dataclass(frozen=True)
+class GitState:
+    commit: str
+    dirty: bool
+    branch: str | None
+
+
+@dataclass(frozen=True)
+class Environment:
+    python: str
+    requirements: str  # "name==version" lines, sorted
+    sha256: str
+
+
+def notebook_path(user_ns: dict | None = None) -> str | None:
+    """The notebook being run, when anything tells: our env var, JupyterLab's session, VS Code."""
+    for candidate in (
+        os.environ.get(NOTEBOOK_ENV),
+        os.environ.get("JPY_SESSION_NAME"),
+        (user_ns or {}).get("__session__"),
+        (user_ns or {}).get("__vsc_ipynb_file__"),
+    ):
+        if isinstance(candidate, str) and candidate.strip():
+            return candidate.strip()
+    return None
+
+
+def file_sha256(path: str | os.PathLike) -> str | None:
+    """sha256 of a file's bytes, or None when it cannot be read."""
+    try:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+    except OSError:
+        return None
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5,
+            env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def git_state(where: str | os.PathLike | None = None) -> GitState | None:
+    """Commit, dirty flag and branch of the repository holding ``where`` (default: cwd)."""
+    path = Path(where or os.getcwd())
+    cwd = path if path.is_dir() else path.parent
+    if not cwd.exists():
+        return None
+    commit = _git(["rev-parse", "HEAD"], cwd)
+    if not commit:
+        return None
+    status = _git(["status", "--porcelain", "--untracked-files=no"], cwd)
+    branch = _git(["rev-parse", "--abbrev-ref", "HEAD"], cwd)
+    return GitState(commit=commit, dirty=bool(status), branch=branch if branch != "HEAD" else None)
+
+
+@functools.lru_cache(maxsize=1)
+def environment() -> Environment:
+    """Python version and installed distributions (``pip freeze`` style), read once."""
+    from importlib import metadata
+
+    pins = set()
+    for dist in metadata.distributions():
+        name = dist.metadata.get("Name")
+        if name:
+            pins.add(f"{name.lower().replace('_', '-')}=={dist.version}")
+    requirements = "\n".join(sorted(pins)) + "\n"
+    python = sys.version.split()[0]
+    digest = hashlib.sha256(f"python=={python}\n{requirements}".encode()).hexdigest()
+    return Environment(python=python, requirements=requirements, sha256=digest)
+
+
+def lineage_tags(notebook: str | None) -> tuple[dict[str, str], str]:
+    """Lineage tags for a run made now, and the requirements text to attach."""
+    from .. import naming
+
+    tags: dict[str, str] = {}
+    if notebook:
+        tags[naming.NOTEBOOK] = notebook
+        tags[naming.MLFLOW_SOURCE_NAME] = notebook
+        tags[naming.MLFLOW_SOURCE_TYPE] = "NOTEBOOK"
+        digest = file_sha256(notebook)
+        if digest:
+            tags[naming.NOTEBOOK_SHA256] = digest
+    git = git_state(notebook if notebook and os.path.exists(notebook) else None)
+    if git is not None:
+        tags[naming.GIT_COMMIT] = git.commit
+        tags[naming.GIT_DIRTY] = str(git.dirty).lower()
+        if git.branch:
+            tags[naming.GIT_BRANCH] = git.branch
+    env = environment()
+    tags[naming.ENV_SHA256] = env.sha256
+    tags[naming.ENV_PYTHON] = env.python
+    return tags, env.requirements

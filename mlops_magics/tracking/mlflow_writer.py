@@ -1,0 +1,143 @@
+"""Applies run records to MLflow. The only module that imports mlflow for writing.
+
+Every call goes through ``MlflowClient`` with an explicit tracking URI: the user's
+own ``mlflow`` global state (active run, tracking URI) is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from .. import naming
+from .records import Op
+
+log = logging.getLogger("mlops_magics")
+
+
+class PermanentError(Exception):
+    """MLflow rejected a record; retrying it cannot help."""
+
+
+def _chunks(params: list, metrics: list, tags: list):
+    """Split into batches within MLflow's limits (100 params+tags, 1000 entities, ~1 MB)."""
+    pending = [("p", x) for x in params] + [("t", x) for x in tags]
+    metrics = list(metrics)
+    while pending or metrics:
+        batch, size = [], 0
+        while pending and len(batch) < naming.MAX_PARAMS_TAGS_PER_BATCH and size < naming.MAX_BATCH_BYTES // 2:
+            kind, item = pending.pop(0)
+            batch.append((kind, item))
+            size += len(item.key) + len(str(item.value))
+        room = naming.MAX_METRICS_PER_BATCH - len(batch)
+        chunk, metrics = metrics[:room], metrics[room:]
+        yield [x for k, x in batch if k == "p"], chunk, [x for k, x in batch if k == "t"]
+
+
+class MlflowWriter:
+    """Applies ops in order; remembers which MLflow run id each client key became."""
+
+    def __init__(self, tracking_uri: str) -> None:
+        from mlflow import MlflowClient
+
+        self.uri = tracking_uri
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        self.run_ids: dict[str, str] = {}
+        self._experiments: dict[str, str] = {}
+
+    def apply(self, op: Op) -> None:
+        getattr(self, "_" + op["op"])(op)
+
+    def run_id(self, key: str) -> str:
+        try:
+            return self.run_ids[key]
+        except KeyError:
+            raise PermanentError(f"run key {key} was never started") from None
+
+    def experiment_id(self, name: str) -> str:
+        if name not in self._experiments:
+            from mlflow.exceptions import MlflowException
+
+            exp = self.client.get_experiment_by_name(name)
+            if exp is None:
+                try:
+                    self._experiments[name] = self.client.create_experiment(name)
+                    return self._experiments[name]
+                except MlflowException:  # created meanwhile by another process
+                    exp = self.client.get_experiment_by_name(name)
+                    if exp is None:
+                        raise
+            if exp.lifecycle_stage == "deleted":
+                raise PermanentError(f"experiment {name!r} is deleted; restore it or pick another name")
+            self._experiments[name] = exp.experiment_id
+        return self._experiments[name]
+
+    def _start(self, op: Op) -> None:
+        key = op["key"]
+        if key in self.run_ids:
+            return
+        tags = dict(op["tags"])
+        tags[naming.RUN_KEY] = key
+        if op.get("parent_key"):
+            tags[naming.MLFLOW_PARENT_RUN_ID] = self.run_id(op["parent_key"])
+        run = self.client.create_run(
+            self.experiment_id(op["experiment"]), start_time=op["start_ms"],
+            tags=tags, run_name=op.get("name") or None,
+        )
+        self.run_ids[key] = run.info.run_id
+
+    def _log(self, op: Op) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        run_id = self.run_id(op["key"])
+        params = [Param(k, v) for k, v in op["params"].items()]
+        tags = [RunTag(k, naming.clip(str(v), naming.MAX_TAG_VAL_LENGTH)) for k, v in op["tags"].items()]
+        metrics = [Metric(k, float(v), int(ts), int(step)) for k, v, ts, step in op["metrics"]]
+        for p, m, t in _chunks(params, metrics, tags):
+            self.client.log_batch(run_id, metrics=m, params=p, tags=t, synchronous=True)
+
+    def _inputs(self, op: Op) -> None:
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        run_id = self.run_id(op["key"])
+        found = []
+        for d in op["datasets"]:
+            ds = Dataset(
+                name=d["name"], digest=d["digest"][: naming.MAX_DIGEST_LENGTH],
+                source_type=naming.DATASET_SOURCE_TYPE, source=json.dumps(d.get("source") or {}),
+                schema=json.dumps(d["schema"]) if d.get("schema") else None,
+                profile=json.dumps(d["profile"]) if d.get("profile") else None,
+            )
+            found.append(DatasetInput(ds, [InputTag(naming.DATASET_CONTEXT_TAG, d["context"])]))
+        if found:
+            self.client.log_inputs(run_id, found)
+
+    def _artifact(self, op: Op) -> None:
+        self.client.log_text(self.run_id(op["key"]), op["text"], op["path"])
+
+    def _end(self, op: Op) -> None:
+        self.client.set_terminated(self.run_id(op["key"]), status=op["status"], end_time=op["end_ms"])
+
+
+_TRANSIENT_CODES = {"TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR", "REQUEST_LIMIT_EXCEEDED"}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for outages a retry can fix: connection refused, timeouts, a locked database."""
+    if isinstance(exc, PermanentError):
+        return False
+    if isinstance(exc, (OSError, TimeoutError)):  # requests' errors are OSErrors too
+        return True
+    names = {c.__name__ for c in type(exc).__mro__}
+    if "OperationalError" in names or "DisconnectionError" in names:
+        return True
+    if getattr(exc, "error_code", None) in _TRANSIENT_CODES:
+        return True
+    text = str(exc)
+    return any(s in text for s in ("Max retries exceeded", "database is locked", "Connection refused",
+                                   "Read timed out", "Bad Gateway", "Service Unavailable"))
+
+
+def describe(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+

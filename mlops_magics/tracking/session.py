@@ -1,0 +1,197 @@
+"""A tracking session: one per kernel. Owns the session runs, delivery and cell history.
+
+Every ``%%track`` execution is its own run (``mlops.kind=cell``), a child of one
+session run per kernel and experiment (``mlops.kind=session``) created lazily with
+the first tracked cell. Re-running a cell therefore never changes a logged param.
+"""
+
+from __future__ import annotations
+
+import difflib
+import getpass
+import logging
+import threading
+from dataclasses import dataclass, field
+
+from .. import naming
+from ..errors import MlopsError
+from . import records
+from .delivery import Delivery
+
+log = logging.getLogger("mlops_magics")
+
+MAX_HISTORY = 200
+
+
+@dataclass
+class ActiveRun:
+    """The run a tracked cell is recording into; ``mm.log_metric`` appends here."""
+
+    key: str
+    name: str
+    metrics: list[tuple[str, float, int, int]] = field(default_factory=list)
+    _steps: dict[str, int] = field(default_factory=dict)
+
+    def log_metric(self, key: str, value: object, step: int | None = None) -> None:
+        from .values import real_scalar
+
+        number = real_scalar(value)
+        if number is None:
+            raise MlopsError(f"metric {key!r} must be a real number, got {type(value).__name__}")
+        if step is None:
+            step = self._steps.get(key, -1) + 1
+        self._steps[key] = max(step, self._steps.get(key, -1))
+        self.metrics.append((naming.sanitize_key(key), number, records.now_ms(), int(step)))
+
+
+@dataclass
+class CellRun:
+    """What one tracked execution recorded, as shown under the cell and by ``%track runs``."""
+
+    key: str
+    name: str
+    experiment: str
+    uri: str
+    status: str
+    params: dict[str, str]
+    metrics: dict[str, float]
+    data: list[dict]  # name, digest, short, context, kind, shape
+    unhashed: dict[str, str]
+    warnings: list[str]
+    error: str | None
+    usage: dict[str, float]
+    cell_id: str | None
+    source: str
+    execution_count: int | None
+    step_points: int = 0
+    previous: CellRun | None = None
+    run_id: str | None = None
+
+
+class TrackingSession:
+    """Per-kernel state: deliveries per tracking URI, session runs, tracked-cell history."""
+
+    def __init__(self, notebook: str | None = None) -> None:
+        self.key = records.new_key()
+        self.notebook = notebook
+        self.history: list[CellRun] = []
+        self._deliveries: dict[str, Delivery] = {}
+        self._session_runs: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+        self._executor = None
+
+    def defer(self, fn, *args):
+        """Run ``fn(*args)`` in the session's one background thread, in submission order."""
+        if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlops-magics-track")
+        return self._executor.submit(_logged, fn, *args)
+
+    def _drain(self, timeout: float) -> None:
+        if self._executor is not None:
+            try:
+                self.defer(lambda: None).result(timeout=timeout)
+            except Exception:
+                pass
+
+    def delivery(self, uri: str) -> Delivery:
+        with self._lock:
+            if uri not in self._deliveries:
+                d = Delivery(uri)
+                d.on_delivered(self._note_delivered)
+                self._deliveries[uri] = d
+            return self._deliveries[uri]
+
+    def session_run(self, uri: str, experiment: str, notebook: str | None) -> tuple[str, list[records.Op]]:
+        """The session run's key for ``(uri, experiment)``, and the ops creating it if new."""
+        with self._lock:
+            key = self._session_runs.get((uri, experiment))
+            if key is not None:
+                return key, []
+            key = self._session_runs[(uri, experiment)] = records.new_key()
+        tags = {naming.KIND: naming.KIND_SESSION, naming.SESSION_KEY: self.key,
+                naming.MLFLOW_USER: _user()}
+        if notebook:
+            tags[naming.NOTEBOOK] = notebook
+            tags[naming.MLFLOW_SOURCE_NAME] = notebook
+            tags[naming.MLFLOW_SOURCE_TYPE] = "NOTEBOOK"
+        name = f"session {notebook.rsplit('/', 1)[-1]}" if notebook else "session"
+        op = records.start(key, experiment=experiment, name=name, start_ms=records.now_ms(), tags=tags)
+        return key, [op]
+
+    def record(self, run: CellRun) -> None:
+        self.history.append(run)
+        del self.history[:-MAX_HISTORY]
+
+    def previous(self, cell_id: str | None, name: str | None, source: str) -> CellRun | None:
+        """The last tracked execution of the same cell: same cell id, run name, or most similar code."""
+        for run in reversed(self.history):
+            if cell_id and run.cell_id == cell_id:
+                return run
+            if name and run.name == name:
+                return run
+        if cell_id or name:
+            return None
+        best, best_ratio = None, 0.6
+        for run in reversed(self.history[-50:]):
+            ratio = difflib.SequenceMatcher(None, run.source, source).quick_ratio()
+            if ratio > best_ratio:
+                ratio = difflib.SequenceMatcher(None, run.source, source).ratio()
+                if ratio > best_ratio:
+                    best, best_ratio = run, ratio
+        return best
+
+    def pending(self) -> dict[str, int]:
+        return {uri: d.pending() for uri, d in list(self._deliveries.items())}
+
+    def statuses(self):
+        return [d.status() for d in list(self._deliveries.values())]
+
+    def flush(self, timeout: float = 30.0) -> int:
+        """Deliver everything now; wait at most ``timeout`` seconds in all; return records left."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        self._drain(timeout)
+        left = 0
+        for d in list(self._deliveries.values()):
+            left += d.flush(max(0.0, deadline - time.monotonic()))
+        return left
+
+    def close(self, timeout: float = 10.0) -> int:
+        """End the session runs (FINISHED) and deliver what is pending."""
+        self._drain(timeout)
+        with self._lock:
+            runs = dict(self._session_runs)
+            self._session_runs.clear()
+        for (uri, _), key in runs.items():
+            self.delivery(uri).submit([records.end(key, status="FINISHED", end_ms=records.now_ms())])
+        left = 0
+        for d in list(self._deliveries.values()):
+            left += d.close(timeout)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+        return left
+
+    def _note_delivered(self, batch: list[records.Op]) -> None:
+        keys = {op["key"] for op in batch}
+        for run in reversed(self.history[-50:]):
+            if run.run_id is None and run.key in keys:
+                run.run_id = self.delivery(run.uri).run_id(run.key)
+
+
+def _logged(fn, *args):
+    try:
+        return fn(*args)
+    except Exception:
+        log.exception("mlops-magics: recording a run failed")
+        raise
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+

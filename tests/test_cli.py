@@ -1,0 +1,117 @@
+"""``mlops-magics`` commands against a real temporary MLflow store."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from click.testing import CliRunner
+from conftest import cell_runs, last_bundle, run
+
+from mlops_magics.cli import cli
+
+
+def invoke(*argv: str):
+    return CliRunner().invoke(cli, list(argv), prog_name="mlops-magics")
+
+
+def one_line_error(result) -> str:
+    """The error a user sees: exactly one line on stderr, nothing on stdout."""
+    assert result.exit_code != 0
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_runs_lists_a_tracked_cell(ip, client, tracking_uri):
+    assert run(ip, "%%track --name fit\nalpha = 0.3\nloss = alpha * 5").success
+    run(ip, "%track flush")
+    assert "all records are in MLflow" in last_bundle(ip)["text/plain"]
+    [cell] = cell_runs(client)
+
+    result = invoke("runs", "--tracking-uri", tracking_uri)
+
+    assert result.exit_code == 0, result.output
+    [row] = [line for line in result.stdout.splitlines() if cell.info.run_id in line]
+    assert row.split()[:2] == ["fit", "FINISHED"]
+    assert "loss=1.5" in row and " cell " in row
+    assert "session" not in result.stdout  # the session run only groups cells
+    assert invoke("runs").stdout == result.stdout  # $MLFLOW_TRACKING_URI is the default
+    assert invoke("runs", "-n", "1", "--experiment", "Default").exit_code == 0
+
+
+def test_runs_on_an_empty_store_says_so():
+    result = invoke("runs")
+
+    assert result.exit_code == 0
+    assert "no tracked runs yet in experiment 'Default'" in result.stdout
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    (["runs", "--experiement", "x"], "No such option '--experiement'. Did you mean '--experiment'?"),
+    (["runs", "-n", "0"], "Invalid value for '-n': 0 is not in the range x>=1."),
+    (["runs", "-n"], "Option '-n' requires an argument."),
+    (["rusn"], "No such command 'rusn'. Did you mean 'runs'?"),
+    (["runs", "extra"], "Got unexpected extra argument (extra)"),
+])
+def test_bad_flags_are_one_line_usage_errors(argv, expected):
+    result = invoke(*argv)
+
+    assert result.exit_code == 2
+    line = one_line_error(result)
+    assert line.startswith(f"Error: {expected}")
+    assert "--help" in line
+
+
+def test_unknown_experiment_suggests_the_closest(ip, client):
+    assert run(ip, "%%track --experiment churn\nalpha = 0.3").success
+    run(ip, "%track flush")
+
+    line = one_line_error(invoke("runs", "--experiment", "chrun"))
+
+    assert line == ("Error: no experiment named 'chrun'. Did you mean 'churn'? "
+                    "Experiments here: Default, churn")
+
+
+def test_missing_store_is_an_error_not_a_new_store(tmp_path):
+    missing = tmp_path / "elsewhere" / "mlflow.db"
+
+    line = one_line_error(invoke("runs", "--tracking-uri", f"sqlite:///{missing}"))
+
+    assert line.startswith(f"Error: no MLflow store at {missing}")
+    assert not missing.parent.exists()
+
+
+def test_ui_starts_mlflow_ui_on_the_resolved_store(monkeypatch, tracking_uri):
+    started = []
+
+    def execv(path, argv):  # stands in for the process replacement only
+        started.append(argv)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(os, "execv", execv)
+    result = invoke("ui", "--port", "5123")
+
+    assert result.exit_code == 0
+    [argv] = started
+    assert os.path.basename(argv[0]) in ("mlflow", "python", "python3") or argv[1:3] == ["-m", "mlflow"]
+    assert argv[-7:] == ["ui", "--backend-store-uri", tracking_uri, "--host", "127.0.0.1", "--port", "5123"]
+    assert "http://127.0.0.1:5123" in result.stdout
+
+
+@pytest.mark.kernel
+def test_demo_runs_the_training_notebook_and_reports_its_runs(tmp_path):
+    from mlops_magics.demo import run_demo
+
+    lines: list[str] = []
+    runs = run_demo(tmp_path / "demo-output", parameters=[{"C": 0.2}], echo=lines.append, progress=False)
+
+    assert (tmp_path / "demo-output" / "train-C0.2.ipynb").is_file()
+    assert [r.info.run_name for r in runs] == ["prepare", "train", "evaluate"]
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    report = "\n".join(lines)
+    [evaluate] = [line for line in report.splitlines() if " evaluate " in line]
+    assert "C=0.2" in evaluate and "f1=" in evaluate and "accuracy=" in evaluate
+    assert "X_test " in evaluate  # the data it read, with a short digest
+    assert "make ui" in lines[-3]
