@@ -11,12 +11,11 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from mlops_magics._fingerprint_core import Column, Parts, canonical, run_tasks
 from mlops_magics._fingerprint_values import Encoder, Unsupported, feed_strings, is_null_like
-
-import pyarrow as pa
-import pyarrow.compute as pc
 
 _FLOATS = {2: np.float16, 4: np.float32, 8: np.float64}
 
@@ -51,10 +50,8 @@ def polars_parts(obj: Any, kind: str) -> Parts:
 
 
 def _polars_column(s: Any) -> tuple[bytes, int]:
-    import polars as pl
-
-    if isinstance(s.dtype, (pl.Categorical, pl.Enum)):
-        s = s.cast(pl.String)  # categories may come from a process-wide cache: use values
+    # Categoricals arrive as Arrow dictionaries, hashed by value: their dictionary may
+    # hold every category of a process-wide cache.
     try:
         arr = s.to_arrow()
     except Exception:  # Object columns have no Arrow form
@@ -88,9 +85,10 @@ def chunked_column(ca: Any) -> tuple[bytes, int]:
     width = _byte_width(t)
     if width:
         return _fixed(chunks, n, lambda c: _fixed_values(c, width, t))
-    if pa.types.is_struct(t) or pa.types.is_list(t) or pa.types.is_large_list(t):
+    if (pa.types.is_struct(t) or pa.types.is_list(t) or pa.types.is_large_list(t)
+            or pa.types.is_fixed_size_list(t)):
         chunks = list(chunks)
-        hashed = _nested(pa.chunked_array(chunks, type=t).combine_chunks())
+        hashed = _nested(chunks, n, t)
         if hashed is not None:
             return hashed
     return _python_column(n, (c.to_pylist() for c in chunks))
@@ -173,22 +171,34 @@ def _string_chunks(chunks: Iterable[Any]) -> Iterator[tuple[np.ndarray, Any, Any
         start += n
 
 
-def _nested(arr: Any) -> tuple[bytes, int] | None:
-    """Struct and list arrays by structure; None when null slots hide values."""
-    n = len(arr)
-    col = Column("struct" if pa.types.is_struct(arr.type) else "list", n, "om")
-    nulls = _null_positions(arr, 0)
-    if nulls is not None:
-        col.feed("m", nulls)
-    if pa.types.is_struct(arr.type):
-        for child in arr.flatten():  # honours the offset; parent nulls become child nulls
-            col.child(chunked_column(child))
-        return col.result()
-    off = np.asarray(arr.offsets, dtype=np.int64)
-    if nulls is not None and np.diff(off)[nulls].any():
-        return None
-    col.feed("o", off[1:] - off[0])
-    col.child(chunked_column(arr.values.slice(off[0], off[-1] - off[0])))
+def _nested(chunks: list[Any], n: int, t: Any) -> tuple[bytes, int] | None:
+    """Struct and list columns by structure, chunk by chunk; None when a null slot of a
+    list hides values (then the caller encodes rows one by one)."""
+    struct, fixed = pa.types.is_struct(t), pa.types.is_fixed_size_list(t)
+    col = Column("struct" if struct else "fixed-list" if fixed else "list", n, "om")
+    children: list[list[Any]] = []
+    start = total = 0
+    for chunk in chunks:
+        nulls = _null_positions(chunk, start)
+        if nulls is not None:
+            col.feed("m", nulls)
+        if struct:  # flatten honours the offset; parent nulls become child nulls
+            children.append(chunk.flatten())
+        elif fixed:  # embeddings: values in place, no per-row Python
+            if nulls is not None:
+                return None
+            children.append([chunk.flatten()])
+        else:
+            off = np.asarray(chunk.offsets, dtype=np.int64)
+            if nulls is not None and np.diff(off)[nulls - start].any():
+                return None
+            col.feed("o", off[1:] - off[0] + total)
+            total += int(off[-1] - off[0])
+            children.append([chunk.values.slice(off[0], off[-1] - off[0])])
+        start += len(chunk)
+    types = [t.field(i).type for i in range(t.num_fields)] if struct else [t.value_type]
+    for i, child_type in enumerate(types):
+        col.child(chunked_column(pa.chunked_array([c[i] for c in children], type=child_type)))
     return col.result()
 
 
@@ -218,9 +228,11 @@ def object_strings(values: np.ndarray, *, tag: str, null_tags: bool) -> Any:
         return NotImplemented
     null_objects = None
     if null_tags:
-        null_objects = values[np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))].tolist() \
-            if arr.null_count else []
-        if not all(map(is_null_like, null_objects)):
+        null_objects = []
+        if arr.null_count:
+            rows = np.flatnonzero(arr.is_null().to_numpy(zero_copy_only=False))
+            null_objects = values[rows].tolist()
+        if not all(map(is_null_like, null_objects)):  # pyarrow's idea of null is wider
             return NotImplemented
     chunks = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
     return feed_strings(tag, _string_chunks(chunks), len(values), null_objects)

@@ -7,6 +7,7 @@ bytes into xxh3 states, and states into digests.
 
 from __future__ import annotations
 
+import functools
 import os
 import struct
 import threading
@@ -60,15 +61,16 @@ class Parts:
 
 def finish(parts: Parts, encode: Callable[[Any], bytes]) -> tuple[str, str | None]:
     """Return ``(digest, schema_digest)`` of the parts."""
-    top = xxhash.xxh3_128(MAGIC)
-    top.update(encode((parts.family, parts.shape, parts.structure)))
+    family, structure = encode(parts.family), encode(parts.structure)
+    # the encodings of the tuples (family, shape, structure) and (family, structure)
+    top = xxhash.xxh3_128(MAGIC + b"t" + u64(3) + family + encode(parts.shape) + structure)
     top.update(u64(len(parts.digests)))
     for d in parts.digests:
         top.update(d)
     digest = PREFIX + top.hexdigest()[:DIGEST_HEX]
     if parts.schema is None:
         return digest, None
-    sch = xxhash.xxh3_128(SCHEMA_MAGIC + encode((parts.family, parts.structure)))
+    sch = xxhash.xxh3_128(SCHEMA_MAGIC + b"t" + u64(2) + family + structure)
     return digest, PREFIX + sch.hexdigest()[:SCHEMA_HEX]
 
 
@@ -76,9 +78,10 @@ class Column:
     """The canonical streams of one column (or array), hashed as they are fed.
 
     Streams are named: ``v`` fixed-width values or encoded objects, ``o`` end offsets of
-    variable-length values, ``d`` their bytes, ``m`` validity (one byte a row, present
-    only when the column has nulls), ``t`` the exact objects standing for nulls in an
-    object column. Which streams exist depends only on the content, never on the layout.
+    variable-length values, ``d`` their bytes, ``m`` the int64 row numbers of nulls,
+    ``t`` the exact objects that stood for nulls in an object column. Which streams a
+    column has depends on its tag alone, and what is fed on its content alone, never on
+    chunking or memory layout.
     """
 
     __slots__ = ("tag", "n", "streams", "children", "nbytes")
@@ -145,8 +148,15 @@ def le_dtype(dt: np.dtype) -> np.dtype:
     return dt.newbyteorder("<") if dt.byteorder in "=>" else dt
 
 
+@functools.lru_cache(maxsize=256)
 def dtype_name(dt: np.dtype) -> str:
-    """A dtype's name independent of the machine's byte order."""
+    """A dtype's name independent of byte order, and for records of field offsets."""
+    if dt.names:
+        fields = ", ".join(f"{name!r}: {dtype_name(dt.fields[name][0])}" for name in dt.names)
+        return f"record{{{fields}}}"
+    if dt.subdtype is not None:
+        base, shape = dt.subdtype
+        return f"{dtype_name(base)}{shape}"
     return str(le_dtype(dt))
 
 
@@ -216,8 +226,13 @@ def run_tasks(tasks: Sequence[Callable[[], Any]], weight: int) -> list[Any]:
         return [task() for task in tasks]
     from concurrent.futures import ThreadPoolExecutor
 
+    # A few tasks per worker balance the load; many tiny ones (a frame of 10,000
+    # columns) would cost more in futures than in hashing, so they go in batches.
+    size = max(1, len(tasks) // (workers * 4))
+    batches = [tasks[i : i + size] for i in range(0, len(tasks), size)]
     with ThreadPoolExecutor(max_workers=workers, initializer=_mark_worker) as pool:
-        return list(pool.map(lambda task: task(), tasks))
+        done = pool.map(lambda batch: [task() for task in batch], batches)
+        return [result for batch in done for result in batch]
 
 
 def cpu_count() -> int:

@@ -45,9 +45,9 @@ def file_digest(name: str | bytes) -> tuple[bytes, int]:
 
 def _directory_parts(top: str) -> Parts:
     entries = _walk(os.fsencode(top))
-    files = [(rel, full) for kind, rel, full, _ in entries if kind == b"f"]
+    files = [full for kind, _, full, _ in entries if kind == b"f"]
     sizes = sum(extra for kind, _, _, extra in entries if kind == b"f")
-    results = iter(run_tasks([lambda full=full: file_digest(full) for _, full in files], sizes))
+    results = iter(run_tasks([lambda full=full: file_digest(full) for full in files], sizes))
     listing = xxhash.xxh3_128()
     nbytes = 0
     for kind, rel, _, extra in entries:
@@ -67,34 +67,32 @@ def _walk(top: bytes) -> list[tuple[bytes, tuple[bytes, ...], bytes, Any]]:
     followed, so a tree with a loop still ends), ``o`` anything else.
     """
     out = []
+    sep = os.fsencode(os.sep)
 
     def fail(err: OSError) -> None:
         raise err
 
-    for dirpath, dirnames, filenames, in _walk_dirs(top, fail):
-        base = tuple(os.path.relpath(dirpath, top).split(b"/")) if dirpath != top else ()
+    for dirpath, dirnames, filenames in os.walk(top, onerror=fail, followlinks=False):
+        base = tuple(os.path.relpath(dirpath, top).split(sep)) if dirpath != top else ()
         for name in dirnames + filenames:
             full = os.path.join(dirpath, name)
-            rel = base + (name,)
-            st = os.lstat(full)
-            if stat.S_ISLNK(st.st_mode):
-                try:
-                    target = os.stat(full)
-                except OSError:
-                    target = None
-                if target is not None and stat.S_ISREG(target.st_mode):
-                    out.append((b"f", rel, full, target.st_size))
-                else:
-                    out.append((b"l", rel, full, os.readlink(full)))
-            elif stat.S_ISDIR(st.st_mode):
-                out.append((b"d", rel, full, None))
-            elif stat.S_ISREG(st.st_mode):
-                out.append((b"f", rel, full, st.st_size))
-            else:
-                out.append((b"o", rel, full, None))
+            out.append(_entry(full, base + (name,)))
     out.sort(key=lambda entry: entry[1])
     return out
 
 
-def _walk_dirs(top: bytes, fail: Any) -> Any:
-    return ((d, n, f) for d, n, f in os.walk(top, onerror=fail, followlinks=False))
+def _entry(full: bytes, rel: tuple[bytes, ...]) -> tuple[bytes, tuple[bytes, ...], bytes, Any]:
+    st = os.lstat(full)
+    if stat.S_ISLNK(st.st_mode):
+        try:
+            target = os.stat(full)
+        except OSError:  # broken
+            target = None
+        if target is not None and stat.S_ISREG(target.st_mode):
+            return b"f", rel, full, target.st_size
+        return b"l", rel, full, os.readlink(full)
+    if stat.S_ISDIR(st.st_mode):
+        return b"d", rel, full, None
+    if stat.S_ISREG(st.st_mode):
+        return b"f", rel, full, st.st_size
+    return b"o", rel, full, None

@@ -40,27 +40,32 @@ def frame_parts(df: pd.DataFrame, nested: NestedHook) -> Parts:
         tuple((name, dtype_str(dtype)) for name, _, dtype in levels),
     )
     parts = Parts(pandas_kind(df), "pandas.DataFrame", tuple(df.shape), schema, structure)
-    tasks = [_task(values, dtype, nested, "index") for _, values, dtype in levels]
-    _collect(parts, tasks, 0)
-    # Columns strided through a 2-D block (a frame made with copy=False, a transpose) are
-    # read block-wise: per column they would cost a pass over the whole block each.
+    _collect(parts, _frame_columns(df, columns, levels, nested))
+    return parts
+
+
+def _frame_columns(df: pd.DataFrame, columns: list, levels: list, nested: NestedHook) -> list:
+    """Digests of the index levels then the columns, hashed on the worker threads."""
+    # Columns strided through a 2-D block (copy=False, a transpose) are read a tile of the
+    # block at a time: one by one, each column would cost a pass over the whole block.
     blocks = _strided_blocks(df)
     done = {pos for positions, _ in blocks for pos in positions}
-    tasks = [_task(values, dtype, nested, f"[{label!r}]")
-             for pos, (label, values, dtype) in enumerate(columns) if pos not in done]
-    owners = [[pos] for pos in range(len(columns)) if pos not in done]
+    first = len(levels)
+    tasks = [_task(values, dtype, nested, "index") for _, values, dtype in levels]
+    owners = [[i] for i in range(first)]
+    for pos, (label, values, dtype) in enumerate(columns):
+        if pos not in done:
+            tasks.append(_task(values, dtype, nested, f"[{label!r}]"))
+            owners.append([first + pos])
     for positions, values in blocks:
         for rows in _split(len(positions)):
             tasks.append(_rows_task(values[rows]))
-            owners.append(positions[rows])
-    slots: list = [None] * len(columns)
+            owners.append([first + pos for pos in positions[rows]])
+    slots: list = [None] * (first + len(columns))
     for owned, results in zip(owners, run_tasks(tasks, sum(_weight(v) for _, v, _ in columns))):
         for pos, result in zip(owned, results if isinstance(results, list) else [results]):
             slots[pos] = result
-    for digest, nbytes in slots:
-        parts.digests.append(digest)
-        parts.nbytes += nbytes
-    return parts
+    return slots
 
 
 def series_parts(s: pd.Series, nested: NestedHook) -> Parts:
@@ -70,7 +75,7 @@ def series_parts(s: pd.Series, nested: NestedHook) -> Parts:
     parts = Parts(pandas_kind(s), "pandas.Series", (len(s),), ((_label(s.name), dtype),), structure)
     tasks = [_task(values, d, nested, "index") for _, values, d in levels]
     tasks.append(_task(s.array, s.dtype, nested, ""))
-    _collect(parts, tasks, _weight(s.array))
+    _collect(parts, run_tasks(tasks, _weight(s.array)))
     return parts
 
 
@@ -80,7 +85,7 @@ def index_parts(idx: pd.Index, nested: NestedHook) -> Parts:
     schema = tuple((_label(name), dtype_str(d)) for name, _, d in levels)
     structure = ("index", tuple((name, dtype_str(d)) for name, _, d in levels))
     parts = Parts(pandas_kind(idx), family, (len(idx),), schema, structure)
-    _collect(parts, [_task(values, d, nested, "") for _, values, d in levels], 0)
+    _collect(parts, run_tasks([_task(values, d, nested, "") for _, values, d in levels], 0))
     return parts
 
 
@@ -98,8 +103,8 @@ def _label(name: Any) -> str:
     return "" if name is None else str(name)
 
 
-def _collect(parts: Parts, tasks: list[Task], weight: int) -> None:
-    for digest, nbytes in run_tasks(tasks, weight):
+def _collect(parts: Parts, results: list[tuple[bytes, int]]) -> None:
+    for digest, nbytes in results:
         parts.digests.append(digest)
         parts.nbytes += nbytes
 

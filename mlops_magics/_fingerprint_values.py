@@ -58,10 +58,15 @@ class Encoder:
         self.nested = nested
         self.sink = sink
         self._open: set[int] = set()  # containers being written: only to stop cycles
+        self._hold = 0
 
     def bytes_of(self, obj: Any) -> bytes:
         start = len(self.buf)
-        self.write(obj)
+        self._hold += 1  # no draining while a piece is cut out of the buffer
+        try:
+            self.write(obj)
+        finally:
+            self._hold -= 1
         out = bytes(self.buf[start:])
         del self.buf[start:]
         return out
@@ -77,14 +82,14 @@ class Encoder:
             handler(self, obj)
         else:
             self._write_other(obj)
-        if self.sink is not None and len(self.buf) > _FLUSH:
+        if self.sink is not None and not self._hold and len(self.buf) > _FLUSH:
             self.drain()
 
     def _text(self, tag: bytes, text: str) -> None:
         raw = text.encode("utf-8", "surrogatepass")
         self.buf += tag + u64(len(raw)) + raw
 
-    def _container(self, obj: Any, tag: bytes, items: Any, keyed: bool = False) -> None:
+    def _container(self, obj: Any, tag: bytes, items: Any) -> None:
         if id(obj) in self._open:
             raise Cycle(obj)
         self._open.add(id(obj))
@@ -94,7 +99,7 @@ class Encoder:
                 try:
                     self.write(value)
                 except Unsupported as exc:
-                    exc.path.insert(0, f"[{key!r}]" if keyed else f"[{key}]")
+                    exc.path.insert(0, f"[{key}]")
                     raise
         finally:
             self._open.discard(id(obj))
@@ -144,10 +149,24 @@ class Encoder:
         elif isinstance(obj, (list, tuple, dict, set, frozenset, bytes, bytearray, complex)):
             _EXACT[_base(obj)](self, obj)  # subclasses of the builtins, as their base
         else:
-            digest = self.nested(obj) if self.nested is not None else None
-            if digest is None:
-                raise Unsupported(obj)
-            self.buf += b"X" + digest
+            self._nested(obj)
+
+    def _nested(self, obj: Any) -> None:
+        digest = self.nested(obj) if self.nested is not None else None
+        if digest is None:
+            raise Unsupported(obj)
+        self.buf += b"X" + digest
+
+    def _ndarray(self, obj: np.ndarray) -> None:
+        kind = obj.dtype.kind
+        if kind not in "biufcmMSUV" or obj.dtype.names:
+            self._nested(obj)
+            return
+        # plain arrays in an object column (embeddings): inline, no digest each
+        self._text(b"A", dtype_name(obj.dtype))
+        self.buf += u64(obj.ndim) + b"".join(u64(n) for n in obj.shape)
+        for chunk in c_order_chunks(obj):
+            self.buf += canonical(chunk).view(np.uint8).data
 
     def _numpy_scalar(self, obj: np.generic) -> None:
         if isinstance(obj, np.void) and obj.dtype.names:
@@ -215,6 +234,7 @@ _EXACT: dict[type, Callable[[Encoder, Any], None]] = {
     dict: lambda e, o: e._sorted(o, b"d", pairs=True),
     set: lambda e, o: e._sorted(o, b"S", pairs=False),
     frozenset: lambda e, o: e._sorted(o, b"Z", pairs=False),
+    np.ndarray: Encoder._ndarray,
 }
 
 
@@ -247,7 +267,7 @@ def object_column(values: np.ndarray, nested: NestedHook | None) -> tuple[bytes,
         return hashed
     col = Column("object", len(values), "v")
     enc = Encoder(nested, sink=col)
-    for i, item in enumerate(values.tolist() if values.ndim == 1 else values):
+    for i, item in enumerate(values.tolist()):
         try:
             enc.write(item)
         except Unsupported as exc:
@@ -259,12 +279,20 @@ def object_column(values: np.ndarray, nested: NestedHook | None) -> tuple[bytes,
 
 def string_column(values: np.ndarray, *, tag: str, null_tags: bool) -> tuple[bytes, int] | None:
     """Digest of an object array of str and missing values, or None if it holds others."""
-    if "pyarrow" in sys.modules or len(values) > 256:
-        from mlops_magics import _fingerprint_arrow
-
-        hashed = _fingerprint_arrow.object_strings(values, tag=tag, null_tags=null_tags)
-        if hashed is not NotImplemented:
-            return hashed
+    for item in values:  # most columns tell at once: skip converting arrays, numbers...
+        if not is_null_like(item):
+            if not isinstance(item, str):
+                return None
+            break
+    if "pyarrow" in sys.modules or len(values) > 256:  # worth importing pyarrow for
+        try:
+            from mlops_magics import _fingerprint_arrow
+        except ImportError:  # no pyarrow: same digest, built in Python
+            pass
+        else:
+            hashed = _fingerprint_arrow.object_strings(values, tag=tag, null_tags=null_tags)
+            if hashed is not NotImplemented:
+                return hashed
     return _python_strings(values.tolist(), tag=tag, null_tags=null_tags)
 
 

@@ -147,6 +147,10 @@ def _recent_runs(client, experiment: str, count: int) -> list:
     except click.ClickException:
         raise
     except Exception as exc:
+        from .tracking.mlflow_writer import is_transient
+
+        if is_transient(exc):
+            raise click.ClickException(f"cannot reach MLflow at {client.tracking_uri}: is the server running?") from None
         raise click.ClickException(f"MLflow could not list runs: {_one_line(exc)}") from None
     found.sort(key=lambda r: r.info.start_time or 0, reverse=True)
     return found[:count]

@@ -80,11 +80,19 @@ def run_demo(output_dir: str | os.PathLike = "demo-output", *,
     echo("data: name and fingerprint (-> written by the cell, else read); equal digests, identical content")
     echo("")
     echo(f"{len(runs)} tracked runs recorded. Look further:")
-    for what, why in (("make ui", "the MLflow UI on this store (or: mlops-magics ui)"),
+    for what, why in ((_ui_command(notebook), "the MLflow UI on this store, at http://127.0.0.1:5000"),
                       ("mlops-magics runs", "the latest tracked runs, from the command line"),
                       (f"{_rel(out_dir)}/", "the executed notebooks, with each run's summary under its cell")):
         echo(f"  {what:<22} {why}")
     return runs
+
+
+def _ui_command(notebook: Path) -> str:
+    """``make ui`` where the Makefile's store is this one, else the command that resolves it."""
+    from . import locations
+
+    default = not os.environ.get(locations.TRACKING_URI_ENV, "").strip()
+    return "make ui" if default and Path.cwd().resolve() == notebook.parents[1] else "mlops-magics ui"
 
 
 def _execute(notebook: Path, output: Path, params: Mapping[str, object], *, uri: str,

@@ -57,12 +57,14 @@ order; dicts and sets are written sorted by the encoding of their keys or elemen
 two ``==`` dicts built in different orders share a digest. A file is its bytes (not its
 name); a directory is its sorted relative paths, entry kinds and file contents.
 
-Pandas and pyarrow Table/RecordBatch and Array/ChunkedArray pairs share a family, so a
-RecordBatch and a Table with the same content share a digest, as do a RangeIndex and the
-equal int64 Index. The digest does not cover pandas ``attrs``, Arrow schema metadata,
-file names or times. Dtype names come from the libraries, so a library that renames a
-dtype changes the digests of such columns. Columns are hashed on a few threads when there
-is enough data; results are combined in column order, so threads never change a digest.
+A pyarrow Table and a RecordBatch with the same content share a digest, as do an Array
+and a ChunkedArray, a RangeIndex and the equal int64 Index, and a pandas string column
+stored in Arrow or in Python objects. The digest does not cover pandas ``attrs``, Arrow
+schema metadata, file names or times. Dtype names come from the libraries, so a library
+that renames a dtype changes the digests of such columns. Columns are hashed on a few
+threads when there is enough data; results are combined in column order, so threads
+never change a digest. ``tests/test_fingerprint.py`` rebuilds one digest byte by byte
+from this description and pins a few golden digests.
 """
 
 from __future__ import annotations
@@ -145,6 +147,14 @@ def fingerprint(obj: Any) -> Fingerprint:
         digest, schema_digest = finish(parts, encode)
     except Unsupported as exc:
         raise _unsupported(exc) from None
+    except RecursionError:
+        raise FingerprintError(f"cannot fingerprint a {_type_label(obj)}: it is nested too deeply") from None
+    except (FingerprintError, OSError, MemoryError):
+        raise
+    except Exception as exc:  # an exotic dtype a library could not read: say so, go on
+        raise FingerprintError(
+            f"cannot fingerprint an object of type {_type_label(obj)}: "
+            f"{type(exc).__name__}: {exc}; {_SUPPORTED}") from exc
     return Fingerprint(digest, parts.kind, parts.shape, parts.schema, schema_digest, parts.nbytes)
 
 
@@ -265,10 +275,14 @@ _SUPPORTED = (
 )
 
 
+def _type_label(obj: Any) -> str:
+    t = type(obj)
+    return t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+
+
 def _unsupported(exc: Unsupported) -> FingerprintError:
     obj, where = exc.obj, exc.where()
-    t = type(obj)
-    name = t.__qualname__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__qualname__}"
+    name = _type_label(obj)
     at = f" (at {where})" if where else ""
     if isinstance(exc, Cycle):
         return FingerprintError(f"cannot fingerprint a {name} that contains itself{at}")

@@ -43,3 +43,8 @@ def display_uri(uri: str) -> str:
         scheme, rest = uri.split("://", 1)
         return f"{scheme}://***@{rest.split('@', 1)[1]}"
     return uri
+
+
+def journal_path() -> Path:
+    """The journal file: ``<home>/journal.db``."""
+    return home() / "journal.db"

@@ -39,7 +39,7 @@ def test_cell_becomes_run_with_params_metrics_data_lineage(ip, client):
         assert key in cell.data.metrics
     tags = cell.data.tags
     assert tags["mlops.kind"] == "cell"
-    assert tags["mlops.execution_count"].isdigit()
+    assert tags["mlops.execution_count"] == str(res.execution_count)  # the cell's In[n]
     assert len(tags["mlops.cell.sha256"]) == 64 and len(tags["mlops.env.sha256"]) == 64
     parent = client.get_run(tags["mlflow.parentRunId"])
     assert parent.data.tags["mlops.kind"] == "session"

@@ -6,6 +6,8 @@ import ast
 import atexit
 import logging
 
+import IPython
+
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
@@ -16,6 +18,7 @@ from ..errors import did_you_mean
 
 SUBCOMMANDS = ("status", "flush", "runs")
 log = logging.getLogger("mlops_magics")
+_COUNTS_FIRST = IPython.version_info[0] >= 9
 
 
 def _names(value: str | None) -> list[str]:
@@ -36,11 +39,17 @@ class TrackMagics(Magics):
         super().__init__(shell=shell, **kwargs)
         self.session = session
         self._cell_id: str | None = None
+        self._execution_count: int | None = None
         self._closed = False
 
     # -- lifecycle -----------------------------------------------------------------
     def pre_run_cell(self, info=None) -> None:
         self._cell_id = getattr(info, "cell_id", None)
+        # The cell's In[n]: IPython 9 counts the cell before running it, IPython 8 after.
+        count = self.shell.execution_count
+        if _COUNTS_FIRST and getattr(info, "store_history", False):
+            count -= 1
+        self._execution_count = count
 
     def close(self) -> None:
         """Unregister hooks, end the session runs and deliver what is pending."""
@@ -123,7 +132,7 @@ class TrackMagics(Magics):
         code = shell.compile(tree, filename, "exec")
         last_code = shell.compile(last, filename, "eval") if last is not None else None
         tracker = TrackedCell(self.session, cell, python, options, shell.user_ns,
-                              execution_count=shell.execution_count, cell_id=self._cell_id,
+                              execution_count=self._execution_count, cell_id=self._cell_id,
                               hidden=set(shell.user_ns_hidden))
         tracking = self._guard(tracker.begin)
         try:

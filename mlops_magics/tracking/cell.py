@@ -54,14 +54,19 @@ class TrackedCell:
         stem = os.path.splitext(os.path.basename(self.notebook))[0] + " " if self.notebook else ""
         self.name = options.name or f"{stem}cell {execution_count}".strip()
         self.analysis: CellAnalysis = analyse(python)
+        self.nonfinite: list[str] = []
         self.data: list[dict] = []
         self.unhashed: dict[str, str] = {}
         self.warnings: list[str] = []
 
     def begin(self) -> None:
+        """Before the cell: open the run in the journal, fingerprint inputs, start meters."""
         self.start_ms = records.now_ms()
-        self.before = _ids(self.ns, self.hidden)
+        self.delivery = self.session.delivery(self.options.tracking_uri)
+        self.source = mask_source(self.raw, self.python)
+        self.delivery.submit(self._start_ops())
         self.lineage = self.session.defer(lineage_tags, self.notebook)
+        self.before = _ids(self.ns, self.hidden)
         candidates = set(self.options.data)
         if self.options.auto:
             candidates |= self.analysis.free
@@ -74,11 +79,12 @@ class TrackedCell:
                 st = os.stat(path)
                 self.files[path] = (st.st_mtime_ns, st.st_size)
                 self._fingerprint_file(path, naming.CONTEXT_INPUT)
-        self.active = ActiveRun(self.key, self.name)
+        self.active = ActiveRun(self.key, self.name, spill=self._spill)
         _current.push(self.active)
         self.meter = ResourceMeter()
 
     def finish(self, error: BaseException | None = None) -> CellRun:
+        """After the cell: work out what it set and produced, commit it, end the run."""
         usage = self.meter.stop()
         _current.pop(self.active)
         after = _ids(self.ns, self.hidden)
@@ -89,18 +95,20 @@ class TrackedCell:
         self._outputs(bound)
         status = "FINISHED" if error is None else ("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
         err = None if error is None else naming.clip(f"{type(error).__name__}: {error}", naming.MAX_TAG_VAL_LENGTH)
-        source = mask_source(self.raw, self.python)
         run = CellRun(
             key=self.key, name=self.name, experiment=self.options.experiment, uri=self.options.tracking_uri,
             status=status, params=params, metrics=metrics, data=self.data, unhashed=self.unhashed,
-            warnings=self.warnings, error=err, cell_id=self.cell_id, source=source,
-            execution_count=self.execution_count, step_points=len(self.active.metrics),
+            warnings=self.warnings, error=err, cell_id=self.cell_id, source=self.source,
+            execution_count=self.execution_count, step_points=self.active.count,
             usage={naming.SYSTEM_WALL: usage.wall_s, naming.SYSTEM_CPU: usage.cpu_s,
                    naming.SYSTEM_PEAK_MEM: usage.peak_mem_mb},
         )
-        run.previous = self.session.previous(self.cell_id, self.options.name, source)
+        run.previous = self.session.previous(self.cell_id, self.options.name, self.source)
         self.session.record(run)
-        self.session.defer(self._deliver, run, self.lineage)
+        lineage = self.lineage.done() and not self.lineage.exception()
+        self.delivery.submit(self._end_ops(run, self.lineage.result() if lineage else None))
+        if not lineage:  # git was slow: record it when ready, without holding up the cell
+            self.session.defer(self._late_lineage)
         return run
 
     # -- what the cell set ---------------------------------------------------------
@@ -173,23 +181,29 @@ class TrackedCell:
             return
         self.data.append(_data_record(path, fp, context, {"path": os.path.abspath(path)}))
 
-    # -- hand over to delivery (runs in the session's background thread) -----------
-    def _deliver(self, run: CellRun, lineage) -> None:
-        try:
-            tags, requirements = lineage.result()
-        except Exception:  # lineage is best effort; the run itself must still be recorded
-            tags, requirements = {}, None
-        ops = self._ops(run, tags, requirements)
-        self.session.delivery(run.uri).submit(ops)
+    # -- records ---------------------------------------------------------------------
+    def _spill(self, points: list) -> None:
+        self.delivery.submit([records.log(self.key, metrics=points)])
 
-    def _ops(self, run: CellRun, lineage: dict[str, str], requirements: str | None) -> list[records.Op]:
-        parent, ops = self.session.session_run(run.uri, run.experiment, self.notebook)
+    def _start_ops(self) -> list[records.Op]:
+        uri, experiment = self.options.tracking_uri, self.options.experiment
+        parent, ops = self.session.session_run(uri, experiment, self.notebook)
         tags = {naming.KIND: naming.KIND_CELL, naming.SESSION_KEY: self.session.key,
-                naming.CELL_SHA256: hashlib.sha256(run.source.encode()).hexdigest(), **lineage}
+                naming.CELL_SHA256: hashlib.sha256(self.source.encode()).hexdigest(),
+                **mask_mapping(self.options.tags)}
+        if self.notebook:
+            tags.update({naming.NOTEBOOK: self.notebook, naming.MLFLOW_SOURCE_NAME: self.notebook,
+                         naming.MLFLOW_SOURCE_TYPE: "NOTEBOOK"})
         if self.execution_count is not None:
             tags[naming.EXECUTION_COUNT] = str(self.execution_count)
         if self.cell_id:
             tags[naming.CELL_ID] = self.cell_id
+        ops.append(records.start(self.key, experiment=experiment, name=self.name,
+                                 start_ms=self.start_ms, tags=tags, parent_key=parent))
+        return ops
+
+    def _end_ops(self, run: CellRun, lineage: tuple[dict, str] | None) -> list[records.Op]:
+        tags: dict[str, str] = dict(lineage[0]) if lineage else {}
         if run.unhashed:
             tags[naming.UNHASHED] = "; ".join(f"{k}: {v}" for k, v in run.unhashed.items())
         if self.nonfinite:
@@ -197,19 +211,25 @@ class TrackedCell:
         if run.error:
             tags[naming.FAILURE] = naming.FAILURE_ERROR
             tags[naming.ERROR] = run.error
-        tags.update(mask_mapping(self.options.tags))
         ts = records.now_ms()
         metrics = [(k, v, ts, 0) for k, v in {**run.metrics, **run.usage}.items()] + self.active.metrics
-        ops.append(records.start(self.key, experiment=run.experiment, name=run.name,
-                                 start_ms=self.start_ms, tags=tags, parent_key=parent))
-        ops.append(records.log(self.key, params=run.params, metrics=metrics))
+        self.active.metrics = []
+        ops = [records.log(self.key, params=run.params, metrics=metrics, tags=tags)]
         if run.data:
             ops.append(records.inputs(self.key, [_mlflow_dataset(d) for d in run.data]))
         ops.append(records.artifact(self.key, naming.ARTIFACT_CELL, run.source))
-        if requirements:
-            ops.append(records.artifact(self.key, naming.ARTIFACT_REQUIREMENTS, requirements))
+        if lineage:
+            ops.append(records.artifact(self.key, naming.ARTIFACT_REQUIREMENTS, lineage[1]))
         ops.append(records.end(self.key, status=run.status, end_ms=ts))
         return ops
+
+    def _late_lineage(self) -> None:
+        try:
+            tags, requirements = self.lineage.result()
+        except Exception:
+            return
+        self.delivery.submit([records.log(self.key, tags=tags),
+                              records.artifact(self.key, naming.ARTIFACT_REQUIREMENTS, requirements)])
 
 
 def _is_data(obj: object) -> bool:

@@ -11,37 +11,63 @@ import difflib
 import getpass
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 
 from .. import naming
 from ..errors import MlopsError
+from ..naming import sanitize_key
+from .values import real_scalar
 from . import records
-from .delivery import Delivery
 
 log = logging.getLogger("mlops_magics")
 
 MAX_HISTORY = 200
 
 
+SPILL_POINTS, SPILL_SECONDS = 10_000, 2.0
+
+
 @dataclass
 class ActiveRun:
-    """The run a tracked cell is recording into; ``mm.log_metric`` appends here."""
+    """The run a tracked cell is recording into; ``mm.log_metric`` appends here.
+
+    Points are buffered and committed to the journal every 10,000 points or 2 s
+    (``spill``), so a long training loop loses at most that much if the kernel dies.
+    """
 
     key: str
     name: str
+    spill: object = None  # callable(list of points) committing them to the journal
     metrics: list[tuple[str, float, int, int]] = field(default_factory=list)
+    count: int = 0
     _steps: dict[str, int] = field(default_factory=dict)
+    _keys: dict[str, str] = field(default_factory=dict)
+    _last_spill: float = field(default_factory=time.monotonic)
 
     def log_metric(self, key: str, value: object, step: int | None = None) -> None:
-        from .values import real_scalar
-
         number = real_scalar(value)
         if number is None:
             raise MlopsError(f"metric {key!r} must be a real number, got {type(value).__name__}")
+        last = self._steps.get(key, -1)
         if step is None:
-            step = self._steps.get(key, -1) + 1
-        self._steps[key] = max(step, self._steps.get(key, -1))
-        self.metrics.append((naming.sanitize_key(key), number, records.now_ms(), int(step)))
+            step = last + 1
+        if step > last:
+            self._steps[key] = step
+        clean = self._keys.get(key)
+        if clean is None:
+            clean = self._keys[key] = sanitize_key(key)
+        self.metrics.append((clean, number, int(time.time() * 1000), int(step)))
+        self.count += 1
+        if self.spill is not None and (len(self.metrics) >= SPILL_POINTS
+                                       or time.monotonic() - self._last_spill > SPILL_SECONDS):
+            self.take_spill()
+
+    def take_spill(self) -> None:
+        points, self.metrics = self.metrics, []
+        self._last_spill = time.monotonic()
+        if points and self.spill is not None:
+            self.spill(points)
 
 
 @dataclass
@@ -71,8 +97,10 @@ class CellRun:
 class TrackingSession:
     """Per-kernel state: deliveries per tracking URI, session runs, tracked-cell history."""
 
-    def __init__(self, notebook: str | None = None) -> None:
+    def __init__(self, notebook: str | None = None, journal_path: str | None = None) -> None:
         self.key = records.new_key()
+        self.journal_path = journal_path
+        self._journal = None
         self.notebook = notebook
         self.history: list[CellRun] = []
         self._deliveries: dict[str, Delivery] = {}
@@ -95,10 +123,23 @@ class TrackingSession:
             except Exception:
                 pass
 
-    def delivery(self, uri: str) -> Delivery:
+    def journal(self):
+        """The journal, opened on first use (never on the load path)."""
+        with self._lock:
+            if self._journal is None:
+                from ..journal.store import Journal
+                from ..locations import journal_path
+
+                self._journal = Journal(self.journal_path or journal_path())
+            return self._journal
+
+    def delivery(self, uri: str):
+        journal = self.journal()
         with self._lock:
             if uri not in self._deliveries:
-                d = Delivery(uri)
+                from ..journal.flusher import Delivery
+
+                d = Delivery(uri, journal)
                 d.on_delivered(self._note_delivered)
                 self._deliveries[uri] = d
             return self._deliveries[uri]
@@ -166,19 +207,24 @@ class TrackingSession:
             runs = dict(self._session_runs)
             self._session_runs.clear()
         for (uri, _), key in runs.items():
-            self.delivery(uri).submit([records.end(key, status="FINISHED", end_ms=records.now_ms())])
+            try:
+                self.delivery(uri).submit([records.end(key, status="FINISHED", end_ms=records.now_ms())])
+            except Exception:
+                log.exception("mlops-magics: could not record the end of the session run")
         left = 0
         for d in list(self._deliveries.values()):
             left += d.close(timeout)
         if self._executor is not None:
             self._executor.shutdown(wait=False)
+        if self._journal is not None:
+            self._journal.close()
         return left
 
     def _note_delivered(self, batch: list[records.Op]) -> None:
         keys = {op["key"] for op in batch}
         for run in reversed(self.history[-50:]):
             if run.run_id is None and run.key in keys:
-                run.run_id = self.delivery(run.uri).run_id(run.key)
+                run.run_id = self._journal.run_id(run.uri, run.key) if self._journal else None
 
 
 def _logged(fn, *args):

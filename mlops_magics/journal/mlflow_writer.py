@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import logging
 from .. import naming
-from .records import Op
+from ..locations import display_uri
+from ..tracking.records import Op
 
 log = logging.getLogger("mlops_magics")
 
@@ -34,24 +35,27 @@ def _chunks(params: list, metrics: list, tags: list):
 
 
 class MlflowWriter:
-    """Applies ops in order; remembers which MLflow run id each client key became."""
+    """Applies ops in order; the journal remembers which MLflow run id each client key became."""
 
-    def __init__(self, tracking_uri: str) -> None:
+    def __init__(self, tracking_uri: str, journal) -> None:
         from mlflow import MlflowClient
 
-        self.uri = tracking_uri
+        self.uri, self.journal = tracking_uri, journal
         self.client = MlflowClient(tracking_uri=tracking_uri)
-        self.run_ids: dict[str, str] = {}
         self._experiments: dict[str, str] = {}
 
-    def apply(self, op: Op) -> None:
-        getattr(self, "_" + op["op"])(op)
+    def apply(self, op: Op, replay: bool = False) -> None:
+        """Apply one op. ``replay``: an earlier attempt may have applied part of it already."""
+        if op["op"] == "start":
+            self._start(op, replay)
+        else:
+            getattr(self, "_" + op["op"])(op)
 
     def run_id(self, key: str) -> str:
-        try:
-            return self.run_ids[key]
-        except KeyError:
-            raise PermanentError(f"run key {key} was never started") from None
+        run_id = self.journal.run_id(self.uri, key)
+        if run_id is None:
+            raise PermanentError(f"run key {key} was never started")
+        return run_id
 
     def experiment_id(self, name: str) -> str:
         if name not in self._experiments:
@@ -71,19 +75,23 @@ class MlflowWriter:
             self._experiments[name] = exp.experiment_id
         return self._experiments[name]
 
-    def _start(self, op: Op) -> None:
+    def _start(self, op: Op, replay: bool) -> None:
         key = op["key"]
-        if key in self.run_ids:
+        if self.journal.run_id(self.uri, key) is not None:
             return
+        experiment_id = self.experiment_id(op["experiment"])
+        if replay:  # the run may exist already: created just before a crash or a timeout
+            found = self.client.search_runs([experiment_id], f"tags.`{naming.RUN_KEY}` = '{key}'", max_results=1)
+            if found:
+                self.journal.map_run(self.uri, key, found[0].info.run_id)
+                return
         tags = dict(op["tags"])
         tags[naming.RUN_KEY] = key
         if op.get("parent_key"):
             tags[naming.MLFLOW_PARENT_RUN_ID] = self.run_id(op["parent_key"])
-        run = self.client.create_run(
-            self.experiment_id(op["experiment"]), start_time=op["start_ms"],
-            tags=tags, run_name=op.get("name") or None,
-        )
-        self.run_ids[key] = run.info.run_id
+        run = self.client.create_run(experiment_id, start_time=op["start_ms"], tags=tags,
+                                     run_name=op.get("name") or None)
+        self.journal.map_run(self.uri, key, run.info.run_id)
 
     def _log(self, op: Op) -> None:
         from mlflow.entities import Metric, Param, RunTag
@@ -141,3 +149,26 @@ def describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
+
+
+def probe(uri: str, timeout: float = 3.0) -> None:
+    """For an HTTP tracking server, fail fast when it does not answer.
+
+    MLflow's own client retries a refused connection for minutes; a quick health
+    check lets the flusher back off and try again instead.
+    """
+    if not uri.startswith(("http://", "https://")):
+        return
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+            return
+    except urllib.error.HTTPError as exc:
+        if exc.code < 500:
+            return  # it answers (an auth app may guard /health): let MLflow's call decide
+        raise ConnectionError(f"tracking server {display_uri(uri)} answered {exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise ConnectionError(f"tracking server not reachable ({reason})") from None

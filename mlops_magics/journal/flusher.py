@@ -1,0 +1,208 @@
+"""Delivery from the journal to MLflow, in a background thread that never blocks a cell.
+
+``Delivery.submit`` commits records to the journal and returns; the worker thread
+holds the URI's lease and applies pending batches in order with ``log_batch``.
+An outage (connection refused, database locked, server 5xx) keeps the batch and
+retries with exponential backoff; a record MLflow rejects outright is set aside in
+the journal's ``rejected`` table so it cannot block the rest. Runs left open by a
+process that died are ended ``FAILED`` with ``mlops.failure=kernel_died``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .. import naming
+from ..tracking import records
+from .store import Batch, Journal, new_owner
+
+log = logging.getLogger("mlops_magics")
+
+_BACKOFF_START, _BACKOFF_MAX, _IDLE_POLL = 0.25, 30.0, 1.0
+
+
+@dataclass
+class DeliveryStatus:
+    uri: str
+    pending: int  # records in the journal not yet in MLflow
+    delivered: int
+    rejected: int
+    last_error: str | None
+    retry_in: float | None = None
+    rejected_errors: list[str] = field(default_factory=list)
+
+
+class Delivery:
+    """Delivers the journal's batches for one MLflow tracking URI."""
+
+    def __init__(self, tracking_uri: str, journal: Journal, owner: str | None = None) -> None:
+        self.uri, self.journal = tracking_uri, journal
+        self.owner = owner or new_owner()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._writer = None
+        self._stopping = self._wake = False
+        self._delivered = self._rejected = 0
+        self._last_error: str | None = None
+        self._next_try = 0.0
+        self._callbacks: list = []
+
+    # -- producer side -------------------------------------------------------------
+    def submit(self, ops: list[records.Op]) -> None:
+        """Commit ``ops`` to the journal (durable on return); delivery follows in the background."""
+        if ops:
+            self.journal.append(self.uri, ops, self.owner)
+            self.start()
+
+    def start(self) -> None:
+        with self._cond:
+            if self._thread is None and not self._stopping:
+                self._thread = threading.Thread(target=self._run, name="mlops-magics-flusher", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def pending(self, everyone: bool = True) -> int:
+        return self.journal.pending(self.uri, None if everyone else self.owner)
+
+    def run_id(self, key: str) -> str | None:
+        """MLflow's run id for a client key, once delivered."""
+        return self.journal.run_id(self.uri, key)
+
+    def on_delivered(self, callback) -> None:
+        """Call ``callback(ops)`` in the worker thread after each delivered batch."""
+        self._callbacks.append(callback)
+
+    def flush(self, timeout: float = 30.0, everyone: bool = False) -> int:
+        """Deliver now, waiting up to ``timeout`` s; return records still pending (own, or all)."""
+        deadline = time.monotonic() + max(0.0, timeout)
+        self.start()
+        while True:
+            left = self.pending(everyone)
+            if left == 0 or time.monotonic() >= deadline or self._thread is None:
+                return left
+            with self._cond:
+                self._wake = True  # skip any backoff: the user asked for delivery now
+                self._cond.notify_all()
+                self._cond.wait(min(0.05, max(0.0, deadline - time.monotonic())))
+
+    def status(self) -> DeliveryStatus:
+        pending = self.pending()
+        with self._cond:
+            error = self._last_error if pending else None
+            retry = max(0.0, self._next_try - time.monotonic()) if error else None
+            return DeliveryStatus(
+                uri=self.uri, pending=pending, delivered=self._delivered, rejected=self._rejected,
+                last_error=error or (self.journal.last_error(self.uri) if pending else None),
+                retry_in=retry, rejected_errors=self.journal.rejected(self.uri),
+            )
+
+    def close(self, timeout: float = 10.0) -> int:
+        """Flush, then stop the worker and hand the lease back. Returns own records left.
+
+        During an outage it waits at most a second: the records are safe in the journal
+        and the next session, or ``mlops-magics sync``, delivers them.
+        """
+        if self._last_error:
+            timeout = min(timeout, 1.0)
+        left = self.flush(timeout) if self._thread is not None else self.pending(everyone=False)
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=5.0)
+        try:
+            self.journal.release(self.uri, self.owner)
+        except Exception:
+            log.debug("could not release the journal lease", exc_info=True)
+        return left
+
+    # -- worker side ---------------------------------------------------------------
+    def _sleep(self, seconds: float) -> bool:
+        """Wait ``seconds`` unless woken by flush/stop; False when stopping."""
+        with self._cond:
+            if not self._wake and not self._stopping:
+                self._cond.wait(seconds)
+            self._wake = False
+            return not self._stopping
+
+    def _run(self) -> None:
+        backoff = _BACKOFF_START
+        while not self._stopping:
+            try:
+                batch = self._next()
+            except Exception as exc:  # the journal itself is busy: try again shortly
+                log.debug("journal read failed: %s", exc)
+                batch = None
+            if batch is None:
+                if not self._sleep(_IDLE_POLL):
+                    return
+                continue
+            try:
+                self._apply(batch)
+            except Exception as exc:  # an outage: keep the batch, retry later
+                from .mlflow_writer import describe
+
+                error = describe(exc)
+                self.journal.failed(batch, error)
+                with self._cond:
+                    self._last_error, self._next_try = error, time.monotonic() + backoff
+                # Not a warning: printed from this thread it would land in whatever cell runs now.
+                log.info("MLflow at %s unreachable (%s); retrying in %.1fs", self.uri, error, backoff)
+                if not self._sleep(backoff):
+                    return
+                backoff = min(backoff * 2, _BACKOFF_MAX)
+                continue
+            backoff = _BACKOFF_START
+            self.journal.delivered(batch)
+            with self._cond:
+                self._last_error = None
+                self._cond.notify_all()
+            for cb in list(self._callbacks):
+                try:
+                    cb(batch.ops)
+                except Exception:  # a display callback must never stop delivery
+                    log.debug("delivery callback failed", exc_info=True)
+
+    def _next(self) -> Batch | None:
+        if self.journal.pending(self.uri) == 0 and self.end_orphans() == 0:
+            self.journal.release(self.uri, self.owner)
+            return None
+        if not self.journal.acquire(self.uri, self.owner):
+            return None  # another live process delivers this URI now
+        return self.journal.next_batch(self.uri)
+
+    def end_orphans(self) -> int:
+        """Runs opened by a process that died never get their end: record what happened."""
+        orphans = self.journal.orphaned_runs(self.uri)
+        for key, kind in orphans:
+            status = "KILLED" if kind == naming.KIND_SESSION else "FAILED"
+            tags = {naming.FAILURE: naming.FAILURE_KERNEL_DIED,
+                    naming.ERROR: "KernelDied: the process recording this run ended before the run did"}
+            self.journal.append(self.uri, [records.log(key, tags=tags),
+                                           records.end(key, status=status, end_ms=records.now_ms())], self.owner)
+        return len(orphans)
+
+    def _apply(self, batch: Batch) -> None:
+        from .mlflow_writer import MlflowWriter, describe, is_transient, probe
+
+        probe(self.uri)
+        if self._writer is None:
+            self._writer = MlflowWriter(self.uri, self.journal)
+        for i in range(batch.done, len(batch.ops)):
+            op = batch.ops[i]
+            try:
+                self._writer.apply(op, replay=batch.attempts > 1)
+            except Exception as exc:
+                if is_transient(exc):
+                    raise
+                self.journal.reject(self.uri, op, describe(exc))
+                with self._cond:
+                    self._rejected += 1
+                log.error("MLflow rejected a %s record: %s", op["op"], describe(exc))
+            else:
+                with self._cond:
+                    self._delivered += 1
+            self.journal.progress(batch, i + 1)
