@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.mlops-magics-installed
 PYTEST_ARGS ?=
 
-.PHONY: help venv test demo bench lab ui clean
+.PHONY: help venv system-deps test demo bench lab ui clean
 
 help:
 	@echo "make demo   set up .venv and run the training notebook as tracked MLflow runs"
@@ -24,7 +24,17 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-test: $(STAMP)
+# System packages some tests need (a real PostgreSQL server for team mode): installed when
+# missing and we are root; otherwise the tests say what to install.
+system-deps:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's postgresql for the team-mode tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else echo "note: team-mode tests need PostgreSQL: sudo apt-get install postgresql"; fi; \
+	fi
+
+test: $(STAMP) system-deps
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 demo: $(STAMP)

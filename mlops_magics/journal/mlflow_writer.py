@@ -126,23 +126,20 @@ class MlflowWriter:
         self.client.set_terminated(self.run_id(op["key"]), status=op["status"], end_time=op["end_ms"])
 
 
-_TRANSIENT_CODES = {"TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR", "REQUEST_LIMIT_EXCEEDED"}
+# Errors a retry cannot fix: the record itself is invalid. Everything else (a refused
+# connection, a locked database, a 5xx, a wrong password) is an outage: wait and retry.
+_PERMANENT_CODES = {"INVALID_PARAMETER_VALUE", "BAD_REQUEST", "MALFORMED_REQUEST", "INVALID_STATE",
+                    "RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS"}
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True for outages a retry can fix: connection refused, timeouts, a locked database."""
+    """True for outages a retry can fix, False for records MLflow will never take."""
     if isinstance(exc, PermanentError):
         return False
-    if isinstance(exc, (OSError, TimeoutError)):  # requests' errors are OSErrors too
-        return True
-    names = {c.__name__ for c in type(exc).__mro__}
-    if "OperationalError" in names or "DisconnectionError" in names:
-        return True
-    if getattr(exc, "error_code", None) in _TRANSIENT_CODES:
-        return True
-    text = str(exc)
-    return any(s in text for s in ("Max retries exceeded", "database is locked", "Connection refused",
-                                   "Read timed out", "Bad Gateway", "Service Unavailable"))
+    code = getattr(exc, "error_code", None)
+    if code is not None:
+        return code not in _PERMANENT_CODES
+    return not isinstance(exc, (TypeError, ValueError, KeyError))
 
 
 def describe(exc: BaseException) -> str:
