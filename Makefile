@@ -41,7 +41,7 @@ demo: $(STAMP)
 	$(VENV)/bin/mlops-magics demo
 
 bench: $(STAMP)
-	$(PY) bench/load_and_overhead.py
+	$(PY) bench/tracking.py
 	$(PY) bench/fingerprint.py
 
 lab: $(STAMP)

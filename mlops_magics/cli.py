@@ -5,13 +5,14 @@ Imports stay inside the commands so that ``mlops-magics --help`` answers at once
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import click
 
-from . import __version__
+from . import __version__, naming
 
-_RUN_KINDS = ("cell", "job")  # what `runs` lists; session runs only group cells
+_RUN_KINDS = (naming.KIND_CELL, naming.KIND_JOB)  # what `runs` lists; session runs only group cells
 _MAX_METRICS = 4
 
 
@@ -65,7 +66,7 @@ def runs(experiment: str | None, count: int, tracking_uri: str | None) -> None:
                    "put %%track on a notebook cell")
         return
     rows = [[r.info.run_name or "", r.info.status, r.info.run_id, _time(r.info.start_time),
-             r.data.tags.get("mlops.kind", ""), _metrics(r.data.metrics)] for r in found]
+             r.data.tags.get(naming.KIND, ""), _metrics(r.data.metrics)] for r in found]
     table = Table(["run", "status", "run id", "started", "kind", "metrics"], rows,
                   caption=f"last {len(rows)} tracked runs in {name!r} at {locations.display_uri(uri)}")
     click.echo(repr(table))
@@ -132,28 +133,52 @@ def _client(uri: str):
 
 
 def _recent_runs(client, experiment: str, count: int) -> list:
-    from .errors import did_you_mean
-
+    """The newest ``count`` cell and job runs of ``experiment``; MLflow errors as one line."""
     try:
-        exp = client.get_experiment_by_name(experiment)
-        if exp is None:
-            names = [e.name for e in client.search_experiments()]
-            raise click.ClickException(f"no experiment named {experiment!r}.{did_you_mean(experiment, names)}"
-                                       f" Experiments here: {', '.join(sorted(names)) or 'none'}")
-        found = []
-        for kind in _RUN_KINDS:  # MLflow's filter has no IN for tags
-            found += client.search_runs([exp.experiment_id], f"tags.`mlops.kind` = '{kind}'",
-                                        max_results=count, order_by=["attributes.start_time DESC"])
+        with _quick_http():
+            return _search(client, experiment, count)
     except click.ClickException:
         raise
     except Exception as exc:
-        from .tracking.mlflow_writer import is_transient
+        from . import locations
 
-        if is_transient(exc):
-            raise click.ClickException(f"cannot reach MLflow at {client.tracking_uri}: is the server running?") from None
+        if _unreachable(exc):
+            where = locations.display_uri(client.tracking_uri)
+            raise click.ClickException(f"cannot reach MLflow at {where}: is the server running?") from None
         raise click.ClickException(f"MLflow could not list runs: {_one_line(exc)}") from None
+
+
+def _search(client, experiment: str, count: int) -> list:
+    from .errors import did_you_mean
+
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        names = [e.name for e in client.search_experiments()]
+        raise click.ClickException(f"no experiment named {experiment!r}.{did_you_mean(experiment, names)}"
+                                   f" Experiments here: {', '.join(sorted(names)) or 'none'}")
+    found = []
+    for kind in _RUN_KINDS:  # MLflow's filter has no IN for tags
+        found += client.search_runs([exp.experiment_id], f"tags.`{naming.KIND}` = '{kind}'",
+                                    max_results=count, order_by=["attributes.start_time DESC"])
     found.sort(key=lambda r: r.info.start_time or 0, reverse=True)
     return found[:count]
+
+
+@contextlib.contextmanager
+def _quick_http():
+    """A listing should fail in seconds, not after MLflow's default 7 retries with backoff."""
+    import os
+
+    wanted = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": "15"}
+    old = {k: os.environ.get(k) for k in wanted}
+    for k, v in wanted.items():
+        os.environ.setdefault(k, v)  # the user's own settings win
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
 
 
 def _metrics(metrics: dict[str, float]) -> str:
@@ -170,6 +195,12 @@ def _time(ms: int | None) -> str:
     if not ms:
         return ""
     return datetime.datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _unreachable(exc: BaseException) -> bool:
+    text = str(exc)
+    return isinstance(exc, OSError) or any(
+        s in text for s in ("Max retries exceeded", "Connection refused", "Read timed out", "Name or service not known"))
 
 
 def _one_line(exc: BaseException) -> str:

@@ -83,6 +83,23 @@ def test_missing_store_is_an_error_not_a_new_store(tmp_path):
     assert not missing.parent.exists()
 
 
+def test_unreachable_server_is_one_line_and_quick(monkeypatch):
+    import socket
+    import time
+
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+
+    line = one_line_error(invoke("runs", "--tracking-uri", f"http://127.0.0.1:{port}"))
+
+    assert line == f"Error: cannot reach MLflow at http://127.0.0.1:{port}: is the server running?"
+    assert time.monotonic() - started < 20  # not MLflow's default minutes of retries
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ  # the tweak was only for the call
+
+
 def test_ui_starts_mlflow_ui_on_the_resolved_store(monkeypatch, tracking_uri):
     started = []
 

@@ -40,6 +40,7 @@ class MlflowWriter:
     def __init__(self, tracking_uri: str, journal) -> None:
         from mlflow import MlflowClient
 
+        _quiet_mlflow_in_our_threads()
         self.uri, self.journal = tracking_uri, journal
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self._experiments: dict[str, str] = {}
@@ -130,6 +131,19 @@ class MlflowWriter:
 # connection, a locked database, a 5xx, a wrong password) is an outage: wait and retry.
 _PERMANENT_CODES = {"INVALID_PARAMETER_VALUE", "BAD_REQUEST", "MALFORMED_REQUEST", "INVALID_STATE",
                     "RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS"}
+
+
+class _NotFromFlusher(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.threadName.startswith("mlops-magics")
+
+
+def _quiet_mlflow_in_our_threads() -> None:
+    """MLflow logs store errors with tracebacks to stderr; from our background thread they
+    would land in whatever cell runs now. The journal and ``%track status`` report them instead."""
+    for handler in logging.getLogger("mlflow").handlers:
+        if not any(isinstance(f, _NotFromFlusher) for f in handler.filters):
+            handler.addFilter(_NotFromFlusher())
 
 
 def is_transient(exc: BaseException) -> bool:
