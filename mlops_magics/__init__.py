@@ -12,8 +12,8 @@ __all__ = ["fingerprint", "log_metric", "log_metrics", "flush",
            "load_ipython_extension", "unload_ipython_extension"]
 
 _LAZY = {
-    "fingerprint": ("mlops_magics.fingerprint", "fingerprint"),
-    "Fingerprint": ("mlops_magics.fingerprint", "Fingerprint"),
+    "fingerprint": ("mlops_magics.fingerprints", "fingerprint"),
+    "Fingerprint": ("mlops_magics.fingerprints", "Fingerprint"),
     "log_metric": ("mlops_magics.api", "log_metric"),
     "log_metrics": ("mlops_magics.api", "log_metrics"),
     "flush": ("mlops_magics.api", "flush"),

@@ -1,6 +1,6 @@
 """Hashing primitives of the fingerprint: canonical streams, columns, final digests.
 
-See the docstring of :mod:`mlops_magics.fingerprint` for the algorithm as a whole. This
+See the docstring of :mod:`mlops_magics.fingerprints` for the algorithm as a whole. This
 module knows nothing about pandas, pyarrow or polars; it only turns numpy arrays and
 bytes into xxh3 states, and states into digests.
 """

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from mlops_magics import _fingerprint_core, _fingerprint_values
 from mlops_magics.errors import FingerprintError
-from mlops_magics.fingerprint import Fingerprint, fingerprint, fingerprint_path, is_fingerprintable
+from mlops_magics.fingerprints import Fingerprint, fingerprint, fingerprint_path, is_fingerprintable
 
 
 def d(obj) -> str:
@@ -103,7 +103,7 @@ def test_same_digest_in_another_process(tmp_path):
 
 
 def test_import_is_light():
-    code = ("import sys, numpy, mlops_magics.fingerprint as f; "
+    code = ("import sys, numpy, mlops_magics.fingerprints as f; "
             "assert f.is_fingerprintable(numpy.zeros(2)) and not f.is_fingerprintable({'a': 1}); "
             "f.fingerprint({'a': [1, 2.5, 'x']}); "
             "print(sorted(m for m in ('pandas', 'pyarrow', 'polars', 'mlflow') if m in sys.modules))")
@@ -113,7 +113,7 @@ def test_import_is_light():
 
 def test_package_level_name_calls_the_function():
     import mlops_magics as mm
-    import mlops_magics.fingerprint  # binds the module over the package's function name
+    import mlops_magics.fingerprints  # noqa: F401  (the module's name never shadows the function)
 
     assert mm.fingerprint([1, 2]).digest == fingerprint([1, 2]).digest
 

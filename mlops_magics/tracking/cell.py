@@ -160,7 +160,7 @@ class TrackedCell:
 
     def _fingerprint(self, name: str, obj: object, context: str, skip: set | None = None) -> None:
         from ..errors import FingerprintError
-        from ..fingerprint import fingerprint
+        from ..fingerprints import fingerprint
 
         try:
             fp = fingerprint(obj)
@@ -172,11 +172,12 @@ class TrackedCell:
         self.data.append(_data_record(name, fp, context, {"variable": name}))
 
     def _fingerprint_file(self, path: str, context: str) -> None:
-        from ..fingerprint import fingerprint_path
+        from ..errors import FingerprintError
+        from ..fingerprints import fingerprint_path
 
         try:
             fp = fingerprint_path(path)
-        except OSError as exc:
+        except (OSError, FingerprintError) as exc:
             self.unhashed[path] = f"could not read: {exc}"
             return
         self.data.append(_data_record(path, fp, context, {"path": os.path.abspath(path)}))
@@ -233,13 +234,13 @@ class TrackedCell:
 
 
 def _is_data(obj: object) -> bool:
-    from ..fingerprint import is_fingerprintable
+    from ..fingerprints import is_fingerprintable
 
     return is_fingerprintable(obj)
 
 
 def _data_record(name: str, fp, context: str, source: dict) -> dict:
-    schema = {str(k): str(v) for k, v in dict(fp.schema).items()} if fp.schema else None
+    schema = [[str(k), str(v)] for k, v in fp.schema] if fp.schema else None  # keeps duplicate names
     return {"name": name, "digest": fp.digest, "short": fp.short, "kind": fp.kind,
             "shape": [int(n) for n in fp.shape] if fp.shape is not None else None, "schema": schema,
             "schema_digest": getattr(fp, "schema_digest", None), "nbytes": int(fp.nbytes or 0),
@@ -252,9 +253,9 @@ _COLSPEC = {"f": "double", "i": "long", "u": "long", "b": "boolean", "M": "datet
 def _mlflow_dataset(d: dict) -> dict:
     """A data record in the shape MLflow's dataset entity (and its UI) expects."""
     schema = None
-    if isinstance(d.get("schema"), dict) and d["schema"]:
+    if d.get("schema"):
         cols = []
-        for col, dtype in d["schema"].items():
+        for col, dtype in d["schema"]:
             kind = _dtype_kind(str(dtype))
             cols.append({"name": str(col), "type": _COLSPEC.get(kind, "string"), "required": True})
         schema = {"mlflow_colspec": cols, "mlops_schema_digest": d.get("schema_digest")}

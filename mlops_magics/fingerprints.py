@@ -71,7 +71,6 @@ from __future__ import annotations
 
 import os
 import sys
-import types
 from dataclasses import dataclass
 from typing import Any
 
@@ -295,15 +294,3 @@ def _safe(test: Any, obj: Any) -> bool:
         return bool(test(obj))
     except Exception:
         return False
-
-
-class _CallableModule(types.ModuleType):
-    """Importing this module binds it as ``mlops_magics.fingerprint``, over the function
-    of the same name that the package exports: calling the module calls the function, so
-    ``mm.fingerprint(obj)`` works whichever of the two the name holds."""
-
-    def __call__(self, obj: Any) -> Fingerprint:
-        return fingerprint(obj)
-
-
-sys.modules[__name__].__class__ = _CallableModule
