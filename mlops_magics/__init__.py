@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["fingerprint", "log_metric", "log_metrics", "flush",
+__all__ = ["fingerprint", "log_metric", "log_metrics", "flush", "check_metric",
            "load_ipython_extension", "unload_ipython_extension"]
 
 _LAZY = {
@@ -17,6 +17,7 @@ _LAZY = {
     "log_metric": ("mlops_magics.api", "log_metric"),
     "log_metrics": ("mlops_magics.api", "log_metrics"),
     "flush": ("mlops_magics.api", "flush"),
+    "check_metric": ("mlops_magics.api", "check_metric"),
     "MlopsError": ("mlops_magics.errors", "MlopsError"),
     "FingerprintError": ("mlops_magics.errors", "FingerprintError"),
 }

@@ -31,6 +31,18 @@ def log_metrics(mapping: Mapping[str, float], step: int | None = None) -> None:
         run.log_metric(key, value, step)
 
 
+def check_metric(name: str, min: float | None = None, max: float | None = None) -> None:
+    """Alert when the run's metric ``name`` ends outside ``[min, max]``.
+
+    Checked when the tracked cell (or job) ends, against the value it recorded; a run
+    that crosses a bound is tagged ``mlops.alert=metric`` with the reason.
+    """
+    run = _current.active_run()
+    if run is None:
+        raise NoActiveRunError(_NO_RUN.format(fn="check_metric"))
+    run.check_metric(name, min=min, max=max)
+
+
 def flush(timeout: float = 30.0) -> int:
     """Deliver pending records to MLflow now; return how many are still pending (0: all in)."""
     session = _current.session()

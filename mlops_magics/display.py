@@ -90,6 +90,8 @@ class CellSummary:
         u = r.usage
         out.append(("system", f"wall {u[naming.SYSTEM_WALL]:.3g} s · cpu {u[naming.SYSTEM_CPU]:.3g} s · "
                               f"peak mem +{u[naming.SYSTEM_PEAK_MEM]:.1f} MB"))
+        for a in r.alerts:
+            out.append(("alert", a))
         for w in r.warnings:
             out.append(("warning", w))
         if self.last_error:
@@ -104,7 +106,7 @@ class CellSummary:
     def _repr_html_(self) -> str:
         color = _OK if self.run.status == "FINISHED" else _BAD
         rows = "".join(
-            f"<tr><td style='color:{_WARN if k == 'warning' else '#666'};padding-right:8px;vertical-align:top'>"
+            f"<tr><td style='color:{_WARN if k in ('warning', 'alert') else '#666'};padding-right:8px;vertical-align:top'>"
             f"{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in self.lines())
         return f'<div class="mlops-magics-summary" style="{_CSS.format(c=color)}"><table>{rows}</table></div>'
 

@@ -38,7 +38,10 @@ FAILURE_ERROR = "error"
 FAILURE_TIMEOUT = "timeout"
 FAILURE_KERNEL_DIED = "kernel_died"
 ERROR = "mlops.error"
-ALERT = "mlops.alert"
+ALERT = "mlops.alert"  # "drift" or "metric"
+ALERT_DRIFT = "drift"
+ALERT_METRIC = "metric"
+ALERT_REASON = "mlops.alert.reason"
 
 # MLflow's own tags we fill in.
 MLFLOW_PARENT_RUN_ID = "mlflow.parentRunId"

@@ -281,3 +281,14 @@ def test_load_ext_does_not_import_mlflow():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_check_metric_tags_an_alert_when_crossed(ip, client):
+    code = "import mlops_magics as mm\nmm.check_metric('f1', min=0.9)\nf1 = round(0.72, 2)"
+    assert run(ip, "%%track --name low\n" + code).success
+    assert "alert    f1=0.72 below min 0.9" in last_bundle(ip)["text/plain"]
+    assert run(ip, "%%track --name fine\n" + code.replace("0.72", "0.95")).success
+    flush(ip)
+    low, fine = cell_runs(client)
+    assert low.data.tags["mlops.alert"] == "metric" and "below min 0.9" in low.data.tags["mlops.alert.reason"]
+    assert "mlops.alert" not in fine.data.tags

@@ -103,6 +103,7 @@ class TrackedCell:
             usage={naming.SYSTEM_WALL: usage.wall_s, naming.SYSTEM_CPU: usage.cpu_s,
                    naming.SYSTEM_PEAK_MEM: usage.peak_mem_mb},
         )
+        run.alerts = self.active.alerts(metrics)
         run.previous = self.session.previous(self.cell_id, self.options.name, self.source)
         self.session.record(run)
         lineage = self.lineage.done() and not self.lineage.exception()
@@ -212,6 +213,10 @@ class TrackedCell:
         if run.error:
             tags[naming.FAILURE] = naming.FAILURE_ERROR
             tags[naming.ERROR] = run.error
+        tags.update(mask_mapping(self.active.tags))
+        if run.alerts:
+            tags[naming.ALERT] = naming.ALERT_METRIC if naming.ALERT not in tags else tags[naming.ALERT]
+            tags[naming.ALERT_REASON] = "; ".join(run.alerts)
         ts = records.now_ms()
         metrics = [(k, v, ts, 0) for k, v in {**run.metrics, **run.usage}.items()] + self.active.metrics
         self.active.metrics = []
@@ -219,6 +224,8 @@ class TrackedCell:
         if run.data:
             ops.append(records.inputs(self.key, [_mlflow_dataset(d) for d in run.data]))
         ops.append(records.artifact(self.key, naming.ARTIFACT_CELL, run.source))
+        for path, text in self.active.artifacts.items():
+            ops.append(records.artifact(self.key, path, text))
         if lineage:
             ops.append(records.artifact(self.key, naming.ARTIFACT_REQUIREMENTS, lineage[1]))
         ops.append(records.end(self.key, status=run.status, end_ms=ts))

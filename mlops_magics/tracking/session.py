@@ -16,58 +16,12 @@ from dataclasses import dataclass, field
 
 from .. import naming
 from ..errors import MlopsError
-from ..naming import sanitize_key
-from .values import real_scalar
+from .active import ActiveRun  # noqa: F401  (re-exported for the tracker)
 from . import records
 
 log = logging.getLogger("mlops_magics")
 
 MAX_HISTORY = 200
-
-
-SPILL_POINTS, SPILL_SECONDS = 10_000, 2.0
-
-
-@dataclass
-class ActiveRun:
-    """The run a tracked cell is recording into; ``mm.log_metric`` appends here.
-
-    Points are buffered and committed to the journal every 10,000 points or 2 s
-    (``spill``), so a long training loop loses at most that much if the kernel dies.
-    """
-
-    key: str
-    name: str
-    spill: object = None  # callable(list of points) committing them to the journal
-    metrics: list[tuple[str, float, int, int]] = field(default_factory=list)
-    count: int = 0
-    _steps: dict[str, int] = field(default_factory=dict)
-    _keys: dict[str, str] = field(default_factory=dict)
-    _last_spill: float = field(default_factory=time.monotonic)
-
-    def log_metric(self, key: str, value: object, step: int | None = None) -> None:
-        number = real_scalar(value)
-        if number is None:
-            raise MlopsError(f"metric {key!r} must be a real number, got {type(value).__name__}")
-        last = self._steps.get(key, -1)
-        if step is None:
-            step = last + 1
-        if step > last:
-            self._steps[key] = step
-        clean = self._keys.get(key)
-        if clean is None:
-            clean = self._keys[key] = sanitize_key(key)
-        self.metrics.append((clean, number, int(time.time() * 1000), int(step)))
-        self.count += 1
-        if self.spill is not None and (len(self.metrics) >= SPILL_POINTS
-                                       or time.monotonic() - self._last_spill > SPILL_SECONDS):
-            self.take_spill()
-
-    def take_spill(self) -> None:
-        points, self.metrics = self.metrics, []
-        self._last_spill = time.monotonic()
-        if points and self.spill is not None:
-            self.spill(points)
 
 
 @dataclass
@@ -90,6 +44,7 @@ class CellRun:
     source: str
     execution_count: int | None
     step_points: int = 0
+    alerts: list[str] = field(default_factory=list)
     previous: CellRun | None = None
     run_id: str | None = None
 
