@@ -49,7 +49,7 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks/
 
 ui: $(STAMP)
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1
+	$(VENV)/bin/mlops-magics ui
 
 clean:
 	rm -rf $(VENV) demo-output mlflow.db mlruns mlartifacts .mlops_magics .pytest_cache

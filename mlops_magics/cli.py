@@ -111,6 +111,31 @@ def ui(tracking_uri: str | None, port: int) -> None:
         raise click.ClickException(f"could not start the MLflow UI: {exc}") from None
 
 
+@cli.command()
+@click.option("--tracking-uri", metavar="URI", help="Only this URI (default: every URI with pending records).")
+@click.option("--timeout", type=click.FloatRange(min=0), default=120.0, show_default=True,
+              help="Seconds to wait for MLflow in all.")
+def sync(tracking_uri: str | None, timeout: float) -> None:
+    """Deliver what the local journal holds to MLflow (after an outage or a killed kernel).
+
+    Runs left open by a process that died are ended FAILED with mlops.failure=kernel_died.
+    Exits 1 when records are still pending at the end.
+    """
+    from . import locations
+    from .journal.sync import sync as deliver
+
+    left = deliver(tracking_uri=tracking_uri, timeout=timeout)
+    if not left:
+        click.echo(f"nothing to deliver: the journal at {locations.journal_path()} is empty")
+        return
+    for uri, count in left.items():
+        state = "all records delivered" if count == 0 else f"{count} records still pending"
+        click.echo(f"{locations.display_uri(uri)}: {state}")
+    if any(left.values()):
+        raise click.ClickException("MLflow did not take everything; records stay in the journal: "
+                                   "run `mlops-magics sync` again when the server answers")
+
+
 # -- helpers -------------------------------------------------------------------------
 def _client(uri: str):
     """An MlflowClient on ``uri``; a missing SQLite file is an error, not a new empty store."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -151,7 +152,8 @@ def test_kernel_killed_after_a_cell_then_sync_delivers(tmp_path):
         assert reply["content"]["status"] == "ok"
     finally:
         kc.stop_channels()
-        km.kill_kernel()  # SIGKILL: no atexit, no flush
+        os.kill(km.provisioner.process.pid, signal.SIGKILL)  # no atexit, no flush
+        km.shutdown_kernel(now=True)
     server = MlflowServer(f"sqlite:///{tmp_path}/server.db", tmp_path, port=port).start()
     try:
         out = subprocess.run([sys.executable, "-m", "mlops_magics.cli", "sync"], cwd=tmp_path, env=env,

@@ -176,8 +176,6 @@ def test_failing_tracked_cell_stops_the_notebook_and_fails_the_run(failing):
     assert run.data.params["rate"] == "0.5"  # what the cell set before failing is kept
 
 
-@pytest.mark.xfail(strict=True, reason="bug: magics/track.py compiles the cell under shell.execution_count, "
-                   "one ahead of the prompt under IPython 9, so tracebacks name the next cell")
 def test_traceback_of_a_failing_tracked_cell_names_its_own_prompt(failing):
     nb, error, _, _ = failing
 

@@ -38,6 +38,11 @@ class MlflowWriter:
     """Applies ops in order; the journal remembers which MLflow run id each client key became."""
 
     def __init__(self, tracking_uri: str, journal) -> None:
+        import warnings
+
+        # tqdm, imported by mlflow, warns about ipywidgets; from this thread the warning
+        # would land under whatever cell runs now.
+        warnings.filterwarnings("ignore", message="IProgress not found")
         from mlflow import MlflowClient
 
         _quiet_mlflow_in_our_threads()

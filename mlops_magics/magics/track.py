@@ -128,7 +128,7 @@ class TrackMagics(Magics):
         python = shell.transform_cell(cell)
         tree = shell.transform_ast(shell.compile.ast_parse(python))
         last = ast.Expression(tree.body.pop().value) if tree.body and isinstance(tree.body[-1], ast.Expr) else None
-        filename = shell.compile.cache(python, shell.execution_count, raw_code=cell)
+        filename = shell.compile.cache(python, self._execution_count or shell.execution_count, raw_code=cell)
         code = shell.compile(tree, filename, "exec")
         last_code = shell.compile(last, filename, "eval") if last is not None else None
         tracker = TrackedCell(self.session, cell, python, options, shell.user_ns,
