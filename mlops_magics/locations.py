@@ -14,6 +14,7 @@ HOME_ENV = "MLOPS_MAGICS_HOME"
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"
 DEFAULT_EXPERIMENT = "Default"
+JOB_RUN_ENV = "MLOPS_MAGICS_JOB_RUN"  # set by the job runner in a job's kernel: the job run's key
 
 
 def tracking_uri(explicit: str | None = None) -> str:
@@ -48,3 +49,8 @@ def display_uri(uri: str) -> str:
 def journal_path() -> Path:
     """The journal file: ``<home>/journal.db``."""
     return home() / "journal.db"
+
+
+def job_run() -> str | None:
+    """In a notebook job's kernel: the client key of the job's run, else None."""
+    return os.environ.get(JOB_RUN_ENV, "").strip() or None

@@ -32,6 +32,17 @@ ENV_PYTHON = "mlops.env.python"
 UNHASHED = "mlops.unhashed"
 NONFINITE = "mlops.nonfinite"
 
+# Notebook jobs.
+JOB_CELL = "mlops.job.cell"  # the cell a running job is on: "3/12"
+JOB_FAILED_CELL = "mlops.job.failed_cell"  # index of the failing cell in the notebook
+JOB_ATTEMPT = "mlops.job.attempt"
+JOB_OUTPUT = "mlops.job.output"  # where the executed notebook was written
+PAPERMILL_VERSION = "mlops.papermill.version"
+REPRODUCES = "mlops.reproduces"
+SWEEP_BEST = "mlops.sweep.best_run"
+SWEEP_METRIC = "mlops.sweep.metric"
+PARENT_SWEEP = "mlops.sweep"
+
 # Outcome.
 FAILURE = "mlops.failure"
 FAILURE_ERROR = "error"
@@ -65,6 +76,13 @@ DATASET_SOURCE_TYPE = "mlops_magics"
 # Artifacts.
 ARTIFACT_CELL = "mlops/cell.py"
 ARTIFACT_REQUIREMENTS = "mlops/requirements.txt"
+ARTIFACT_JOB_NOTEBOOK = "mlops/job/output.ipynb"
+ARTIFACT_JOB_HTML = "mlops/job/output.html"
+
+
+def artifact_job_cell(execution_count: int | None) -> str:
+    """A tracked cell's source inside a job run (one job, several tracked cells)."""
+    return f"mlops/cells/cell-{execution_count if execution_count is not None else 'x'}.py"
 
 
 def artifact_profile(name: str) -> str:

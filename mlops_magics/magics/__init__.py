@@ -7,7 +7,7 @@ import atexit
 
 def load(shell) -> None:
     """Register ``%%track`` and its hooks on ``shell`` (called by ``%load_ext mlops_magics``)."""
-    from .. import _current
+    from .. import _current, locations
     from ..tracking.lineage import notebook_path
     from ..tracking.session import TrackingSession
     from .track import TrackMagics
@@ -19,8 +19,12 @@ def load(shell) -> None:
     magics = TrackMagics(shell=shell, session=session)
     shell.register_magics(magics)
     shell.events.register("pre_run_cell", magics.pre_run_cell)
+    shell.events.register("post_run_cell", magics.post_run_cell)
     atexit.register(magics.close)
     _current.set_session(session)
+    job = locations.job_run()
+    if job:
+        session.attach_job(job, locations.tracking_uri())
 
 
 def unload(shell) -> None:

@@ -51,15 +51,20 @@ class TrackMagics(Magics):
             count -= 1
         self._execution_count = count
 
+    def post_run_cell(self, result=None) -> None:
+        # In a notebook job, commit what untracked cells logged (mm.log_metric) before the next cell.
+        self.session.after_cell()
+
     def close(self) -> None:
         """Unregister hooks, end the session runs and deliver what is pending."""
         if self._closed:
             return
         self._closed = True
-        try:
-            self.shell.events.unregister("pre_run_cell", self.pre_run_cell)
-        except ValueError:
-            pass
+        for event, callback in (("pre_run_cell", self.pre_run_cell), ("post_run_cell", self.post_run_cell)):
+            try:
+                self.shell.events.unregister(event, callback)
+            except ValueError:
+                pass
         atexit.unregister(self.close)
         if _current.session() is self.session:
             _current.set_session(None)

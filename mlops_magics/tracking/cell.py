@@ -49,7 +49,8 @@ class TrackedCell:
         self.session, self.options, self.ns = session, options, ns
         self.raw, self.python = raw, python
         self.execution_count, self.cell_id, self.hidden = execution_count, cell_id, set(hidden)
-        self.key = records.new_key()
+        self.job = session.job_key is not None  # in a notebook job: record into the job's run
+        self.key = session.job_key or records.new_key()
         self.notebook = notebook_path(ns) or session.notebook
         stem = os.path.splitext(os.path.basename(self.notebook))[0] + " " if self.notebook else ""
         self.name = options.name or f"{stem}cell {execution_count}".strip()
@@ -64,8 +65,9 @@ class TrackedCell:
         self.start_ms = records.now_ms()
         self.delivery = self.session.delivery(self.options.tracking_uri)
         self.source = mask_source(self.raw, self.python)
-        self.delivery.submit(self._start_ops())
-        self.lineage = self.session.defer(lineage_tags, self.notebook)
+        if not self.job:
+            self.delivery.submit(self._start_ops())
+        self.lineage = None if self.job else self.session.defer(lineage_tags, self.notebook)
         self.before = _ids(self.ns, self.hidden)
         candidates = set(self.options.data)
         if self.options.auto:
@@ -106,6 +108,9 @@ class TrackedCell:
         run.alerts = self.active.alerts(metrics)
         run.previous = self.session.previous(self.cell_id, self.options.name, self.source)
         self.session.record(run)
+        if self.lineage is None:  # in a job: the job runner records lineage and ends the run
+            self.delivery.submit(self._end_ops(run, None))
+            return run
         lineage = self.lineage.done() and not self.lineage.exception()
         self.delivery.submit(self._end_ops(run, self.lineage.result() if lineage else None))
         if not lineage:  # git was slow: record it when ready, without holding up the cell
@@ -223,12 +228,14 @@ class TrackedCell:
         ops = [records.log(self.key, params=run.params, metrics=metrics, tags=tags)]
         if run.data:
             ops.append(records.inputs(self.key, [_mlflow_dataset(d) for d in run.data]))
-        ops.append(records.artifact(self.key, naming.ARTIFACT_CELL, run.source))
+        cell_path = naming.ARTIFACT_CELL if not self.job else naming.artifact_job_cell(self.execution_count)
+        ops.append(records.artifact(self.key, cell_path, run.source))
         for path, text in self.active.artifacts.items():
             ops.append(records.artifact(self.key, path, text))
         if lineage:
             ops.append(records.artifact(self.key, naming.ARTIFACT_REQUIREMENTS, lineage[1]))
-        ops.append(records.end(self.key, status=run.status, end_ms=ts))
+        if not self.job:
+            ops.append(records.end(self.key, status=run.status, end_ms=ts))
         return ops
 
     def _late_lineage(self) -> None:

@@ -62,6 +62,32 @@ class TrackingSession:
         self._session_runs: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
         self._executor = None
+        self.job_key: str | None = None
+        self._job_run = None
+
+    def attach_job(self, key: str, uri: str) -> None:
+        """Inside a notebook job: tracked cells and ``mm.log_metric`` record into the job's run."""
+        from .. import _current
+        from .active import ActiveRun
+
+        self.job_key = key
+        delivery = self.delivery(uri)
+        self._job_run = ActiveRun(key, "job", spill=lambda points: delivery.submit([records.log(key, metrics=points)]))
+        _current.push(self._job_run)
+        self.defer(self._job_environment, key, delivery)
+
+    def after_cell(self) -> None:
+        if self._job_run is not None:
+            self._job_run.take_spill()
+
+    @staticmethod
+    def _job_environment(key: str, delivery) -> None:
+        """The kernel's own Python and packages, captured inside the kernel."""
+        from .lineage import environment
+
+        env = environment()
+        delivery.submit([records.log(key, tags={naming.ENV_SHA256: env.sha256, naming.ENV_PYTHON: env.python}),
+                         records.artifact(key, naming.ARTIFACT_REQUIREMENTS, env.requirements)])
 
     def defer(self, fn, *args):
         """Run ``fn(*args)`` in the session's one background thread, in submission order."""
@@ -157,6 +183,11 @@ class TrackingSession:
 
     def close(self, timeout: float = 10.0) -> int:
         """End the session runs (FINISHED) and deliver what is pending."""
+        if self._job_run is not None:
+            from .. import _current
+
+            self._job_run.take_spill()
+            _current.pop(self._job_run)
         self._drain(timeout)
         with self._lock:
             runs = dict(self._session_runs)

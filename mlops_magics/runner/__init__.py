@@ -1,0 +1,1 @@
+"""Notebook jobs: papermill runs a notebook as one MLflow run (``mlops.kind=job``)."""

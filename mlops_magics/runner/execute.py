@@ -1,0 +1,195 @@
+"""``run_notebook``: one parameterised notebook, executed by papermill in a fresh kernel, as one job run."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import locations, naming
+from ..errors import MlopsError, did_you_mean
+from .failures import EXIT_CODES, Failure, add_banner, classify
+from .parameters import merged, read_notebook_parameters, resolve
+
+log = logging.getLogger("mlops_magics")
+RETRYABLE = (naming.FAILURE_TIMEOUT, naming.FAILURE_KERNEL_DIED)
+
+
+@dataclass
+class JobResult:
+    """How a notebook job ended.
+
+    ``status`` is ``"FINISHED"`` or ``"FAILED"``; ``failure`` is None, ``"error"``,
+    ``"timeout"`` or ``"kernel_died"``; ``run_id`` is MLflow's id of the job run
+    (None while MLflow has not taken it yet: it waits in the journal).
+    """
+
+    run_id: str | None
+    status: str
+    output_path: str
+    failure: str | None
+    key: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+    failed_cell: int | None = None
+    attempts: int = 1
+    duration_s: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.failure]
+
+
+def _check_kernel(kernel: str | None, nb) -> str:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    name = kernel or nb.metadata.get("kernelspec", {}).get("name") or "python3"
+    specs = KernelSpecManager().find_kernel_specs()
+    if name not in specs and name != "python3":
+        raise MlopsError(f"no Jupyter kernel named {name!r}.{did_you_mean(name, specs)}"
+                         f" Installed: {', '.join(sorted(specs)) or 'none'}")
+    return name
+
+
+def kernel_env(*, job_key: str, uri: str, experiment: str, notebook: Path) -> dict[str, str]:
+    """The environment of a job's kernel: where to record, and which run is the job's."""
+    return {**os.environ, locations.TRACKING_URI_ENV: uri, locations.EXPERIMENT_ENV: experiment,
+            locations.HOME_ENV: str(locations.home().resolve()), locations.JOB_RUN_ENV: job_key,
+            "MLOPS_MAGICS_NOTEBOOK": str(notebook), "PYTHONUNBUFFERED": "1"}
+
+
+def start_kernel(kernel_name: str, env: dict[str, str], cwd: str | None = None):
+    """A fresh kernel for exactly one job (start it early to hide its start-up time)."""
+    from jupyter_client.manager import AsyncKernelManager  # nbclient's timeouts need the async one
+    from jupyter_core.utils import run_sync
+
+    km = AsyncKernelManager(kernel_name=kernel_name)
+    run_sync(km.start_kernel)(env=env, cwd=cwd or os.getcwd())
+    return km
+
+
+def stop_kernel(km) -> None:
+    from jupyter_core.utils import run_sync
+
+    try:
+        run_sync(km.shutdown_kernel)(now=True)
+    except Exception:
+        log.debug("kernel shutdown failed", exc_info=True)
+
+
+def _default_output(notebook: Path, key: str) -> Path:
+    folder = locations.home() / "jobs"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"{notebook.stem}-{key[:8]}.ipynb"
+
+
+def run_notebook(path: str | os.PathLike, parameters: dict[str, Any] | None = None, *,
+                 experiment: str | None = None, output: str | os.PathLike | None = None,
+                 timeout: float | None = None, kernel: str | None = None, retries: int = 0,
+                 texts: list[tuple[str, str]] | None = None, progress: bool = True,
+                 tracking_uri: str | None = None, parent_key: str | None = None,
+                 tags: dict[str, str] | None = None, cwd: str | None = None,
+                 flush_timeout: float = 30.0, prepared=None) -> JobResult:
+    """Run a notebook as a parameterised job: one fresh kernel, one MLflow run.
+
+    Parameters
+    ----------
+    path
+        The notebook. Its cell tagged ``parameters`` declares the parameters.
+    parameters
+        Typed overrides, checked against the declared names and types.
+    experiment
+        MLflow experiment (default ``$MLFLOW_EXPERIMENT_NAME`` or ``Default``).
+    output
+        Where the executed notebook goes (default ``.mlops_magics/jobs/<name>-<key>.ipynb``).
+    timeout
+        Seconds any one cell may run before the job fails with ``timeout``.
+    kernel
+        Kernel name (default: the notebook's).
+    retries
+        Re-run this many times after ``timeout`` or ``kernel_died`` (never after a cell error).
+    texts
+        ``(name, text)`` overrides as typed on a command line; converted to each default's type.
+
+    Returns
+    -------
+    JobResult
+    """
+    notebook = Path(path).resolve()
+    nb, declared = read_notebook_parameters(notebook)
+    overrides = resolve(declared, given=parameters, texts=texts, notebook=notebook.name)
+    final = merged(declared, overrides)
+    kernel_name = _check_kernel(kernel, nb)
+    uri, exp = locations.tracking_uri(tracking_uri), locations.experiment_name(experiment)
+    from ..journal.flusher import Delivery
+    from ..journal.store import Journal
+
+    journal = Journal(locations.journal_path())
+    delivery = Delivery(uri, journal)
+    started = time.monotonic()
+    try:
+        attempt = 0
+        while True:
+            attempt += 1
+            result = _attempt(notebook, final, overrides, exp, uri, output, timeout, kernel_name, progress,
+                              delivery, parent_key, tags, cwd, attempt, prepared if attempt == 1 else None)
+            if result.failure not in RETRYABLE or attempt > retries:
+                break
+            log.warning("job %s: %s; retrying (%d of %d)", notebook.name, result.failure, attempt, retries)
+        delivery.flush(flush_timeout, everyone=True)  # the kernel's records too, if it died
+        result.run_id = journal.run_id(uri, result.key)
+        result.attempts, result.duration_s = attempt, time.monotonic() - started
+        return result
+    finally:
+        delivery.close(timeout=0)
+        journal.close()
+
+
+def _attempt(notebook, final, overrides, exp, uri, output, timeout, kernel_name, progress, delivery,
+             parent_key, tags, cwd, attempt, prepared) -> JobResult:
+    from .job import JobRecorder
+
+    recorder = JobRecorder(delivery, experiment=exp, notebook=notebook, parameters=final,
+                           parent_key=parent_key, tags=tags)
+    if prepared is not None:  # a kernel started ahead of time, with its job key
+        recorder.key, km = prepared
+    else:
+        km = start_kernel(kernel_name, kernel_env(job_key=recorder.key, uri=uri, experiment=exp,
+                                                  notebook=notebook), cwd)
+    out = str(Path(output).resolve()) if output else str(_default_output(notebook, recorder.key))
+    recorder.start()
+    failure = _execute(notebook, out, overrides, kernel_name, km, timeout, progress, recorder, cwd)
+    if failure is not None:
+        add_banner(out, failure)
+    recorder.end(failure=failure, output_path=out, attempt=attempt)
+    return JobResult(run_id=None, status="FINISHED" if failure is None else "FAILED", output_path=out,
+                     failure=None if failure is None else failure.kind, key=recorder.key, parameters=final,
+                     error=None if failure is None else failure.message,
+                     failed_cell=None if failure is None else failure.cell_index)
+
+
+def _execute(notebook, out, overrides, kernel_name, km, timeout, progress, recorder, cwd) -> Failure | None:
+    import papermill as pm
+
+    current = {"index": None}
+    total = [0]
+
+    def on_cell_start(cell, cell_index):
+        current["index"] = cell_index
+        recorder.on_cell(cell_index, total[0] or cell_index + 1, cell)
+
+    def on_notebook_start(notebook):
+        total[0] = len(notebook.cells)
+
+    try:
+        pm.execute_notebook(str(notebook), out, parameters=overrides, kernel_name=kernel_name, km=km,
+                            progress_bar=progress, execution_timeout=timeout, cwd=cwd,
+                            on_cell_start=on_cell_start, on_notebook_start=on_notebook_start)
+        return None
+    except Exception as exc:
+        return classify(exc, current["index"])
+    finally:
+        stop_kernel(km)

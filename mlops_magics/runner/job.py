@@ -1,0 +1,94 @@
+"""The job's MLflow run, recorded from the host that runs the notebook.
+
+The host knows what the kernel cannot see: the notebook file and its hash, the
+git state of its repository, the final parameters, papermill's version, how the
+run ended. The kernel adds its own environment and the tracked cells' records.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .. import naming
+from ..secrets import MASK, is_secret
+from ..tracking import records
+from ..tracking.lineage import file_sha256, git_state
+from ..tracking.values import param_string
+
+
+class JobRecorder:
+    """Writes one job run's records through a journal-backed delivery."""
+
+    def __init__(self, delivery, *, experiment: str, notebook: Path, parameters: dict[str, Any],
+                 name: str | None = None, parent_key: str | None = None, tags: dict[str, str] | None = None):
+        self.delivery, self.key = delivery, records.new_key()
+        self.experiment, self.notebook, self.parameters = experiment, notebook, parameters
+        self.name = name or _default_name(notebook, parameters)
+        self.parent_key, self.extra_tags = parent_key, dict(tags or {})
+
+    def start(self) -> None:
+        import papermill
+
+        tags = {naming.KIND: naming.KIND_JOB, naming.NOTEBOOK: str(self.notebook),
+                naming.MLFLOW_SOURCE_NAME: str(self.notebook), naming.MLFLOW_SOURCE_TYPE: "NOTEBOOK",
+                naming.PAPERMILL_VERSION: papermill.__version__}
+        digest = file_sha256(self.notebook)
+        if digest:
+            tags[naming.NOTEBOOK_SHA256] = digest
+        git = git_state(self.notebook)
+        if git is not None:
+            tags.update({naming.GIT_COMMIT: git.commit, naming.GIT_DIRTY: str(git.dirty).lower()})
+            if git.branch:
+                tags[naming.GIT_BRANCH] = git.branch
+        tags.update(self.extra_tags)
+        params = {naming.sanitize_key(k): (MASK if is_secret(k) else param_string(v))
+                  for k, v in self.parameters.items()}
+        self.delivery.submit([
+            records.start(self.key, experiment=self.experiment, name=self.name, start_ms=records.now_ms(),
+                          tags=tags, parent_key=self.parent_key),
+            records.log(self.key, params=params),
+        ])
+
+    def on_cell(self, index: int, total: int, cell) -> None:
+        """Keep the run's tags saying which cell the job is on."""
+        first = (cell.source.strip().splitlines() or [""])[0][:80]
+        self.delivery.submit([records.log(self.key, tags={naming.JOB_CELL: f"{index + 1}/{total} {first}"})])
+
+    def end(self, *, failure, output_path: str | None, attempt: int) -> None:
+        tags = {naming.JOB_ATTEMPT: str(attempt)}
+        if output_path:
+            tags[naming.JOB_OUTPUT] = output_path
+        if failure is not None:
+            tags.update({naming.FAILURE: failure.kind, naming.ERROR: naming.clip(failure.message, 5000)})
+            if failure.cell_index is not None:
+                tags[naming.JOB_FAILED_CELL] = str(failure.cell_index)
+        ops = [records.log(self.key, tags=tags)]
+        ops += _notebook_artifacts(self.key, output_path)
+        ops.append(records.end(self.key, status="FINISHED" if failure is None else "FAILED",
+                               end_ms=records.now_ms()))
+        self.delivery.submit(ops)
+
+
+def _default_name(notebook: Path, parameters: dict[str, Any]) -> str:
+    shown = " ".join(f"{k}={param_string(v)}" for k, v in list(parameters.items())[:4]
+                     if not is_secret(k) and len(param_string(v)) <= 20)
+    return f"{notebook.stem} {shown}".strip()[:250]
+
+
+def _notebook_artifacts(key: str, output_path: str | None) -> list[records.Op]:
+    """The executed notebook and its HTML rendering, as run artifacts."""
+    if not output_path or not os.path.exists(output_path):
+        return []
+    text = Path(output_path).read_text(encoding="utf-8")
+    ops = [records.artifact(key, naming.ARTIFACT_JOB_NOTEBOOK, text)]
+    try:
+        import nbformat
+        from nbconvert import HTMLExporter
+
+        body, _ = HTMLExporter().from_notebook_node(nbformat.reads(text, as_version=4))
+        ops.append(records.artifact(key, naming.ARTIFACT_JOB_HTML, body))
+    except Exception:  # an HTML rendering is a convenience, never a reason to lose the run
+        pass
+    return ops
