@@ -9,6 +9,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 __all__ = ["fingerprint", "log_metric", "log_metrics", "flush", "check_metric",
+           "profile", "drift", "Profile", "DriftReport",
            "load_ipython_extension", "unload_ipython_extension"]
 
 _LAZY = {
@@ -18,6 +19,10 @@ _LAZY = {
     "log_metrics": ("mlops_magics.api", "log_metrics"),
     "flush": ("mlops_magics.api", "flush"),
     "check_metric": ("mlops_magics.api", "check_metric"),
+    "profile": ("mlops_magics.monitoring.profile", "profile"),
+    "Profile": ("mlops_magics.monitoring.profile", "Profile"),
+    "drift": ("mlops_magics.monitoring.drift", "drift"),
+    "DriftReport": ("mlops_magics.monitoring.report", "DriftReport"),
     "MlopsError": ("mlops_magics.errors", "MlopsError"),
     "FingerprintError": ("mlops_magics.errors", "FingerprintError"),
 }

@@ -233,6 +233,16 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
 
 
+def _add_job_commands() -> None:
+    from ._cli_jobs import reproduce, run
+
+    cli.add_command(run)
+    cli.add_command(reproduce)
+
+
+_add_job_commands()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console script entry point."""
     cli.main(args=argv, prog_name="mlops-magics")

@@ -85,9 +85,22 @@ def artifact_job_cell(execution_count: int | None) -> str:
     return f"mlops/cells/cell-{execution_count if execution_count is not None else 'x'}.py"
 
 
+ARTIFACT_PROFILES = "mlops/profiles"
+ARTIFACT_DRIFT = "mlops/drift.json"  # the last DriftReport.log() of the run, as JSON
+
+
 def artifact_profile(name: str) -> str:
     """Artifact path of the profile of data input ``name``."""
-    return f"mlops/profiles/{sanitize_key(name)}.json"
+    return f"{ARTIFACT_PROFILES}/{sanitize_key(name)}.json"
+
+
+# Drift metrics (DriftReport.log()).
+METRIC_DRIFT_SHARE = "drift.share"
+
+
+def metric_drift(feature: str, method: str, suffix: str = "") -> str:
+    """``drift.<feature>.<method>`` (``.p_value`` and such as ``suffix``), MLflow-safe."""
+    return sanitize_key(f"drift.{feature}.{method}" + (f".{suffix}" if suffix else ""))
 
 
 # MLflow limits (mlflow/utils/validation.py).

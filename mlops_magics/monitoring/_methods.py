@@ -3,15 +3,16 @@ the same formulas over the sketch's CDF.
 
 Buckets for psi, kl, js and chi2 come from the reference alone: for numbers, the
 reference quantiles at i/B (B = Sturges' count, at most 20; one bucket per value when the
-reference has at most 20 distinct values) between the reference min and max, plus an
-explicit bucket below the min and one above the max; for categories, the reference's top
-categories, ``(other)`` for its rarer ones and ``(unseen)`` for categories it never had.
+reference has at most 20 distinct values, each seen twice on average) between the
+reference min and max, plus an explicit bucket below the min and one above the max; for
+categories, the reference's top categories, ``(other)`` for its rarer ones and
+``(unseen)`` for categories it never had.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -36,6 +37,7 @@ class Buckets:
     cur: np.ndarray
     new: np.ndarray
     edges: np.ndarray | None = None  # numeric range buckets: [min, e1, ..., max]
+    new_names: list[str] = field(default_factory=list)  # categories the reference never had
 
     @property
     def unseen_share(self) -> float:
@@ -45,14 +47,12 @@ class Buckets:
 
 # -- buckets ---------------------------------------------------------------------------------
 def numeric_buckets(ref: Dist, cur: Dist, ref_distinct: int) -> Buckets:
-    if ref_distinct <= DISCRETE_LIMIT:
+    if ref_distinct <= DISCRETE_LIMIT and ref.n >= 2 * ref_distinct:  # values that repeat
         return _point_buckets(ref, cur)
     bins = min(MAX_BINS, int(math.ceil(math.log2(ref.n))) + 1)
-    inner = ref.quantile_knots(np.arange(1, bins) / bins)
-    lo, hi = ref.quantile_knots(np.array([0.0]))[0], _max(ref)
-    inner = np.unique(inner[(inner >= lo) & (inner < hi)])
-    cuts = np.concatenate([[lo], inner[inner > lo], [hi]]) if len(inner) and inner[0] == lo else \
-        np.concatenate([[lo], inner, [hi]])
+    lo, hi = float(ref.x[0]), float(ref.x[-1])
+    inner = np.unique(ref.quantile_knots(np.arange(1, bins) / bins))
+    cuts = np.concatenate([[lo], inner[(inner > lo) & (inner < hi)], [hi]])
     counts = [_range_counts(d, cuts) for d in (ref, cur)]
     labels = [BELOW] + [f"[{_g(cuts[0])}, {_g(cuts[1])}]"] + \
         [f"({_g(a)}, {_g(b)}]" for a, b in zip(cuts[1:-1], cuts[2:])] + [ABOVE]
@@ -62,9 +62,8 @@ def numeric_buckets(ref: Dist, cur: Dist, ref_distinct: int) -> Buckets:
 
 
 def _range_counts(d: Dist, cuts: np.ndarray) -> np.ndarray:
-    at = d.cdf(cuts, "right")
-    below = d.cdf(cuts[:1], "left")
-    cum = np.concatenate([below, at, [1.0]])
+    """Counts below cuts[0], in [cuts[0], cuts[1]], (cuts[1], cuts[2]], ..., above cuts[-1]."""
+    cum = np.concatenate([d.cdf(cuts[:1], "left"), d.cdf(cuts[1:], "right"), [1.0]])
     return np.diff(np.concatenate([[0.0], cum])) * d.n
 
 
@@ -80,29 +79,25 @@ def _point_buckets(ref: Dist, cur: Dist) -> Buckets:
     return Buckets(labels, counts[0], counts[1], new)
 
 
-def category_buckets(ref: pd.Series, ref_other: int, ref_knows, cur: pd.Series, cur_other: int) -> Buckets:
-    """``ref_knows(category)`` is True/False when the reference knows all its categories,
-    else None (an unlisted current category may then be one of the reference's rarer ones)."""
+def category_buckets(ref: pd.Series, ref_other: float, ref_all: pd.Index | None,
+                     cur: pd.Series, cur_other: float) -> Buckets:
+    """``ref_all``: every category the reference had, or None when its rarer ones are not
+    known (a profile that lists only its top categories): a current category outside the
+    reference's top then counts as ``(other)``, not ``(unseen)``. So does the current's own
+    ``other`` (categories below its top 100)."""
     top = ref.iloc[:TOP]
-    rest = int(ref.iloc[TOP:].sum()) + ref_other
-    index = {c: i for i, c in enumerate(top.index)}
-    cur_counts = np.zeros(len(top) + 2)
-    unseen_names = []
-    for cat, count in cur.items():
-        i = index.get(cat)
-        if i is None:
-            known = ref_knows(cat)
-            i = len(top) + (0 if known is None or known else 1)
-            if i == len(top) + 1:
-                unseen_names.append(cat)
-        cur_counts[i] += count
-    cur_counts[len(top)] += cur_other  # the current's own rarer categories: unknown, so other
+    rest = float(ref.iloc[TOP:].sum()) + ref_other
+    pos = top.index.get_indexer(cur.index) if len(cur) else np.array([], dtype=np.int64)
+    counts = cur.to_numpy(dtype=np.float64)
+    listed = pos >= 0
+    unseen = ~listed & (False if ref_all is None else ~cur.index.isin(ref_all))
+    cur_counts = np.concatenate([np.bincount(pos[listed], weights=counts[listed], minlength=len(top)),
+                                 [counts[~listed & ~unseen].sum() + cur_other, counts[unseen].sum()]])
     ref_counts = np.concatenate([top.to_numpy(dtype=np.float64), [rest, 0.0]])
     new = np.zeros(len(ref_counts), bool)
     new[-1] = True
-    out = Buckets(list(map(str, top.index)) + [OTHER, UNSEEN], ref_counts, cur_counts, new)
-    out.unseen_names = unseen_names
-    return out
+    return Buckets(list(map(str, top.index)) + [OTHER, UNSEEN], ref_counts, cur_counts, new,
+                   new_names=list(cur.index[unseen][:5]))
 
 
 # -- scores on bucket counts ----------------------------------------------------------------------
@@ -216,7 +211,14 @@ def ks(a: Dist, b: Dist) -> tuple[float, float]:
 
 def _ks_sorted(a: np.ndarray, b: np.ndarray) -> float:
     n, m = len(a), len(b)
-    at_b = np.searchsorted(a, b, side="right") + np.arange(m)
+    pos = np.searchsorted(a, b, side="right")  # how many a <= b_j
+    below = a[np.maximum(pos - 1, 0)]
+    if not (np.any(a[1:] == a[:-1]) or np.any(b[1:] == b[:-1]) or np.any((pos > 0) & (below == b))):
+        # no ties anywhere: just below and at each b_j, Fa = pos_j/n and Fb = j/m, then (j+1)/m
+        j = np.arange(m, dtype=np.int64)
+        gap = pos.astype(np.int64) * m - j * n
+        return float(max(np.abs(gap).max(), np.abs(gap - n).max()) / (n * m))
+    at_b = pos + np.arange(m)
     is_b = np.zeros(n + m, dtype=bool)
     is_b[at_b] = True
     values = np.empty(n + m)
@@ -226,10 +228,6 @@ def _ks_sorted(a: np.ndarray, b: np.ndarray) -> float:
     ca = np.arange(1, n + m + 1) - cb
     last = np.append(values[1:] != values[:-1], True)  # F is evaluated after each tie group
     return float(np.max(np.abs(ca[last] / n - cb[last] / m)))
-
-
-def _max(d: Dist) -> float:
-    return float(d.x[-1])
 
 
 def _g(v: float) -> str:

@@ -186,10 +186,17 @@ def _execute(notebook, out, overrides, kernel_name, km, timeout, progress, recor
 
     try:
         pm.execute_notebook(str(notebook), out, parameters=overrides, kernel_name=kernel_name, km=km,
-                            progress_bar=progress, execution_timeout=timeout, cwd=cwd,
+                            progress_bar=progress, execution_timeout=_whole_seconds(timeout), cwd=cwd,
                             on_cell_start=on_cell_start, on_notebook_start=on_notebook_start)
         return None
     except Exception as exc:
         return classify(exc, current["index"])
     finally:
         stop_kernel(km)
+
+
+def _whole_seconds(timeout: float | None) -> int | None:
+    """nbclient takes whole seconds; round up so a cell always gets at least what was asked."""
+    import math
+
+    return None if timeout is None else max(1, math.ceil(timeout))
