@@ -72,8 +72,10 @@ def drift(reference, current, *, method: str = "auto", threshold: float | Mappin
     missing rate (NaN, None, +-inf) of 0.05 or more that a two-proportion z-test finds
     significant flags the feature too. Empty columns stay in the report, marked.
 
-    From profiles, scores use the sketches: KS D is within 2/256 of the raw value, and
-    W1 and bucket shares interpolate within the sketch grid (typically 1e-3 off).
+    From profiles, scores come from the sketches: KS D is within 2/256 of the raw value
+    (typically 2e-4), W1/std and JS typically within 1e-3 (heavy tails: 1e-2), PSI and KL
+    within a few percent. p-values from sketches at large n are indicative only: there a
+    tiny error in D moves them a lot.
     """
     options = _options(method, threshold, share, correction)
     ref_given, cur_given = reference, current
