@@ -43,6 +43,8 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/tracking.py
 	$(PY) bench/fingerprint.py
+	$(PY) bench/drift.py
+	$(PY) bench/sweep.py
 
 lab: $(STAMP)
 	$(PY) -m pip install --quiet jupyterlab

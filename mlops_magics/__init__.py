@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["fingerprint", "log_metric", "log_metrics", "flush", "check_metric",
+__all__ = ["fingerprint", "log_metric", "log_metrics", "flush", "check_metric", "log_model", "promote",
            "profile", "drift", "Profile", "DriftReport",
            "load_ipython_extension", "unload_ipython_extension"]
 
@@ -19,6 +19,8 @@ _LAZY = {
     "log_metrics": ("mlops_magics.api", "log_metrics"),
     "flush": ("mlops_magics.api", "flush"),
     "check_metric": ("mlops_magics.api", "check_metric"),
+    "log_model": ("mlops_magics.models.save", "log_model"),
+    "promote": ("mlops_magics.models.promote", "promote"),
     "profile": ("mlops_magics.monitoring.profile", "profile"),
     "Profile": ("mlops_magics.monitoring.profile", "Profile"),
     "drift": ("mlops_magics.monitoring.drift", "drift"),

@@ -289,6 +289,17 @@ def _add_job_commands() -> None:
 _add_job_commands()
 
 
+def _add_schedule_commands() -> None:
+    from ._cli_schedule import promote, schedule, scheduler
+
+    cli.add_command(schedule)
+    cli.add_command(scheduler)
+    cli.add_command(promote)
+
+
+_add_schedule_commands()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console script entry point."""
     cli.main(args=argv, prog_name="mlops-magics")

@@ -39,9 +39,12 @@ JOB_ATTEMPT = "mlops.job.attempt"
 JOB_OUTPUT = "mlops.job.output"  # where the executed notebook was written
 PAPERMILL_VERSION = "mlops.papermill.version"
 REPRODUCES = "mlops.reproduces"
-SWEEP_BEST = "mlops.sweep.best_run"
-SWEEP_METRIC = "mlops.sweep.metric"
-PARENT_SWEEP = "mlops.sweep"
+SWEEP_BEST = "mlops.sweep.best_run"  # on the sweep run: run id of the best point
+SWEEP_METRIC = "mlops.sweep.metric"  # on the sweep run: "score (higher is better)"
+SWEEP_GRID = "mlops.sweep.grid"  # on the sweep run: the grid as JSON
+SWEEP_POINTS = "mlops.sweep.points"  # on the sweep run: how many points
+SWEEP_FAILED = "mlops.sweep.failed"  # on the sweep run: how many points failed
+PARENT_SWEEP = "mlops.sweep"  # on each job run of a sweep: the sweep run's client key
 
 # Outcome.
 FAILURE = "mlops.failure"
@@ -53,6 +56,28 @@ ALERT = "mlops.alert"  # "drift" or "metric"
 ALERT_DRIFT = "drift"
 ALERT_METRIC = "metric"
 ALERT_REASON = "mlops.alert.reason"
+
+# Schedules (tags on a scheduled job run).
+SCHEDULE = "mlops.schedule"  # the schedule's name
+SCHEDULE_SLOT = "mlops.schedule.slot"  # the slot's time, ISO 8601 in the schedule's timezone
+SCHEDULE_CAUGHT_UP = "mlops.schedule.caught_up"  # missed slots this run stands for
+TRIGGERED_BY = "mlops.triggered_by"  # run id whose alert started this run (--on-alert)
+TRIGGER_PARAMETER = "trigger_run_id"  # passed to a triggered notebook that declares it
+
+# Models (mm.log_model, %%track --log-model, mm.promote).
+MODEL = "mlops.model"  # artifact paths of the models logged in the run, comma-separated
+ARTIFACT_MODEL = "model"  # default artifact path: runs:/<run id>/model
+PROMOTION = "mlops.promotion"  # "promoted" or "kept"
+PROMOTION_PROMOTED = "promoted"
+PROMOTION_KEPT = "kept"
+PROMOTION_MODEL = "mlops.promotion.model"
+PROMOTION_VERSION = "mlops.promotion.version"
+PROMOTION_ALIAS = "mlops.promotion.alias"
+PROMOTION_METRIC = "mlops.promotion.metric"
+PROMOTION_VALUE = "mlops.promotion.value"  # this run's metric
+PROMOTION_HOLDER_VALUE = "mlops.promotion.holder_value"  # the alias holder's metric ("none": no holder)
+PROMOTION_HOLDER_VERSION = "mlops.promotion.holder_version"
+PROMOTION_REASON = "mlops.promotion.reason"
 
 # MLflow's own tags we fill in.
 MLFLOW_PARENT_RUN_ID = "mlflow.parentRunId"

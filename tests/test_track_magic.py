@@ -292,3 +292,21 @@ def test_check_metric_tags_an_alert_when_crossed(ip, client):
     low, fine = cell_runs(client)
     assert low.data.tags["mlops.alert"] == "metric" and "below min 0.9" in low.data.tags["mlops.alert.reason"]
     assert "mlops.alert" not in fine.data.tags
+
+
+def test_tracked_data_gets_a_drift_profile(ip, client):
+    import pandas as pd
+
+    ip.user_ns["frame"] = pd.DataFrame({"x": [1.0, 2.0, 3.0, None], "city": ["a", "b", "a", "c"]})
+    assert run(ip, "%%track\nrows = len(frame.dropna())").success
+    flush(ip)
+    (cell,) = cell_runs(client)
+    path = client.download_artifacts(cell.info.run_id, "mlops/profiles/frame.json")
+    from mlops_magics.monitoring.profile import Profile
+
+    prof = Profile.from_json(open(path).read())
+    assert set(prof.columns) == {"x", "city"}
+    import mlops_magics as mm
+
+    report = mm.drift(f"runs:/{cell.info.run_id}/frame", ip.user_ns["frame"])
+    assert not report.drifted

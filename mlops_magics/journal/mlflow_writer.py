@@ -128,6 +128,14 @@ class MlflowWriter:
     def _artifact(self, op: Op) -> None:
         self.client.log_text(self.run_id(op["key"]), op["text"], op["path"])
 
+    def _model(self, op: Op) -> None:
+        """Idempotent on replay: uploading the same folder again writes the same files."""
+        import os
+
+        if not os.path.isdir(op["local_dir"]):
+            raise PermanentError(f"the saved model folder {op['local_dir']} is gone")
+        self.client.log_artifacts(self.run_id(op["key"]), op["local_dir"], op["path"])
+
     def _end(self, op: Op) -> None:
         self.client.set_terminated(self.run_id(op["key"]), status=op["status"], end_time=op["end_ms"])
 

@@ -10,6 +10,7 @@ def load(shell) -> None:
     from .. import _current, locations
     from ..tracking.lineage import notebook_path
     from ..tracking.session import TrackingSession
+    from .monitor import MonitorMagics
     from .track import TrackMagics
 
     old = shell.magics_manager.registry.get("TrackMagics")
@@ -18,6 +19,7 @@ def load(shell) -> None:
     session = TrackingSession(notebook=notebook_path(shell.user_ns))
     magics = TrackMagics(shell=shell, session=session)
     shell.register_magics(magics)
+    shell.register_magics(MonitorMagics(shell=shell))
     shell.events.register("pre_run_cell", magics.pre_run_cell)
     shell.events.register("post_run_cell", magics.post_run_cell)
     atexit.register(magics.close)

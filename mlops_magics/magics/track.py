@@ -119,15 +119,15 @@ class TrackMagics(Magics):
             experiment=locations.experiment_name(args.experiment or self.experiment or None),
             tracking_uri=locations.tracking_uri(self.tracking_uri or None), name=args.name,
             params=_names(args.params), metrics=_names(args.metrics), data=_names(args.data),
-            tags=tags, auto=self.auto and not args.no_auto,
+            tags=tags, auto=self.auto and not args.no_auto, log_model=args.log_model,
         )
 
     def _run_tracked(self, args, cell: str):
         __tracebackhide__ = True  # noqa: F841
         from ..tracking.cell import TrackedCell
 
-        if args.log_model:
-            raise UsageError("%%track: --log-model arrives with model logging (mm.log_model); not available yet")
+        if args.log_model and not args.log_model.isidentifier():
+            raise UsageError(f"%%track: --log-model wants a variable name, got {args.log_model!r}")
         options = self._options(args)
         shell = self.shell
         python = shell.transform_cell(cell)
@@ -149,6 +149,8 @@ class TrackMagics(Magics):
             raise
         if tracking:
             self._guard(lambda: self._show_summary(tracker.finish()))
+            if tracker.model_error is not None:  # the run is recorded; the model the user asked for is not
+                raise tracker.model_error
         return value
 
     def _guard(self, step) -> bool:

@@ -92,6 +92,7 @@ class Dist:
             last = first + counts - 1
             left, right = t[first].copy(), r[last].copy()
             left[0], right[-1] = 0.0, 1.0
+            left[1:] = np.maximum(left[1:], right[:-1])  # keep F monotone when n is small
             self._cache["knots"] = (u, left, right)
         return self._cache["knots"]
 
@@ -114,6 +115,8 @@ class Dist:
         """Values at (about) ``ranks``: exact for exact forms, the nearest grid knot for sketches."""
         if self.kind == "quantiles":
             return self.x[np.abs(RANKS[None, :] - ranks[:, None]).argmin(axis=1)]
+        if self.kind == "sample":
+            return self.x[np.clip(np.ceil(ranks * self.n).astype(np.int64) - 1, 0, self.n - 1)]
         t, lo, _ = self.segments()
         idx = np.searchsorted(t, ranks, side="left") - 1
         return lo[np.clip(idx, 0, len(lo) - 1)]

@@ -103,7 +103,7 @@ def choose(method: str, ref) -> tuple[str, str]:
     """The method for column ``ref`` and why: Evidently's defaults table, decided on the
     reference alone (so a cached reference always gets the same method)."""
     n = ref.count
-    size = f"{n:,} reference values ({'<=' if n <= SMALL else '>'} {SMALL:,})"
+    size = f"{'<=' if n <= SMALL else '>'} {SMALL:,} reference values"
     if ref.kind == CATEGORICAL:
         if method in _NUMERIC_ONLY:
             return _NUMERIC_ONLY[method], f"{method} needs numbers: {_NUMERIC_ONLY[method]} on the categories"

@@ -92,15 +92,20 @@ def drift(reference, current, *, method: str = "auto", threshold: float | Mappin
                        current=_sources.describe(current, cur_given), exact=exact)
 
 
+def method_name(method: str) -> str:
+    """The canonical name of a method or of an alias Evidently users know (``jensenshannon``)."""
+    return _ALIASES.get(str(method).lower(), str(method).lower())
+
+
 def _options(method: str, threshold, share: float, correction: str | None) -> tuple[str, dict[str, float]]:
-    method = _ALIASES.get(str(method).lower(), str(method).lower())
+    method = method_name(method)
     if method != "auto" and method not in METHODS:
         raise DriftOptionError(f"unknown drift method {method!r}.{did_you_mean(method, ('auto', *METHODS))}"
                                f" Methods: auto, {', '.join(METHODS)}")
     thresholds = dict(DEFAULT_THRESHOLDS)
     if isinstance(threshold, Mapping):
         for key, value in threshold.items():
-            key = _ALIASES.get(str(key).lower(), str(key).lower())
+            key = method_name(key)
             if key not in thresholds:
                 raise DriftOptionError(f"no threshold {key!r}.{did_you_mean(key, thresholds)}"
                                        f" Keys: {', '.join(thresholds)}")

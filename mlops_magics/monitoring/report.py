@@ -68,6 +68,12 @@ class DriftReport:
         return pd.DataFrame({"bucket": b.labels, "reference": b.ref / ref if ref else b.ref,
                              "current": b.cur / cur if cur else b.cur, "new": b.new})
 
+    def edges(self, feature: str):
+        """The cut points ``[min, e1, ..., max]`` of ``feature``'s range buckets (numpy
+        array), or None when its buckets are categories or single values."""
+        b = self._buckets.get(feature)
+        return None if b is None else b.edges
+
     # -- MLflow ------------------------------------------------------------------------------------
     def log(self) -> None:
         """Scores as metrics ``drift.<feature>.<method>`` (p-values as ``....p_value``) and
@@ -116,9 +122,11 @@ class DriftReport:
         body = "".join(_html_row(r, s) for r, s in zip(self.table.itertuples(index=False),
                                                        _shown(self.table).itertuples(index=False)))
         sources = html.escape(f"{self.reference} → {self.current}")
+        why = "".join(f"<div>{html.escape(m)}: {html.escape(r)} ({n})</div>" for (m, r), n in self._reasons().items())
         return (f"<div class='mlops-magics-drift' style='border-left:3px solid {color};padding:4px 8px'>"
                 f"<div><b>{html.escape(self.verdict)}</b> <span style='color:#666'>{sources}</span></div>"
-                f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
+                f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+                f"<div style='color:#666;font-size:smaller'>{why}</div></div>")
 
 
 def _table(rows, correction: str | None) -> pd.DataFrame:
@@ -148,9 +156,9 @@ def _shown(table: pd.DataFrame) -> pd.DataFrame:
 def _html_row(row, shown) -> str:
     cells = []
     for name, value in zip(shown._fields, shown):
-        style = f"color:{_BAD};font-weight:bold" if name == "drifted" and row.drifted else ""
+        style = f" style='color:{_BAD};font-weight:bold'" if name == "drifted" and row.drifted else ""
         title = f" title='{html.escape(row.reason, quote=True)}'" if name == "method" and row.reason else ""
-        cells.append(f"<td style='{style}'{title}>{html.escape(str(value))}</td>")
+        cells.append(f"<td{style}{title}>{html.escape(str(value))}</td>")
     return "<tr>" + "".join(cells) + "</tr>"
 
 

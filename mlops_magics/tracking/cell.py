@@ -9,6 +9,7 @@ returns a ``CellRun`` for display. IPython-free: the magic passes the namespace.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from dataclasses import dataclass, field
 
@@ -20,6 +21,8 @@ from .lineage import lineage_tags, notebook_path
 from .resources import ResourceMeter
 from .session import ActiveRun, CellRun, TrackingSession
 from .values import metric_items, param_string
+
+log = logging.getLogger("mlops_magics")
 
 
 @dataclass
@@ -34,6 +37,7 @@ class TrackOptions:
     data: list[str] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
     auto: bool = True
+    log_model: str | None = None  # --log-model VAR
 
 
 def _ids(ns: dict, hidden: set[str]) -> dict[str, int]:
@@ -56,9 +60,11 @@ class TrackedCell:
         self.name = options.name or f"{stem}cell {execution_count}".strip()
         self.analysis: CellAnalysis = analyse(python)
         self.nonfinite: list[str] = []
+        self._objects: dict[str, object] = {}
         self.data: list[dict] = []
         self.unhashed: dict[str, str] = {}
         self.warnings: list[str] = []
+        self.model_error: Exception | None = None  # --log-model failed: the magic raises it after recording
 
     def begin(self) -> None:
         """Before the cell: open the run in the journal, fingerprint inputs, start meters."""
@@ -95,6 +101,8 @@ class TrackedCell:
         params = self._params()
         metrics = self._metrics(bound - set(params))
         self._outputs(bound)
+        if self.options.log_model and error is None:
+            self._log_model(bound)
         status = "FINISHED" if error is None else ("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
         err = None if error is None else naming.clip(f"{type(error).__name__}: {error}", naming.MAX_TAG_VAL_LENGTH)
         run = CellRun(
@@ -108,6 +116,8 @@ class TrackedCell:
         run.alerts = self.active.alerts(metrics)
         run.previous = self.session.previous(self.cell_id, self.options.name, self.source)
         self.session.record(run)
+        if self._objects:  # drift profiles of the data, off the cell's path
+            self.session.defer(self._profiles, dict(self._objects))
         if self.lineage is None:  # in a job: the job runner records lineage and ends the run
             self.delivery.submit(self._end_ops(run, None))
             return run
@@ -176,6 +186,7 @@ class TrackedCell:
         if skip and (name, fp.digest) in skip:
             return
         self.data.append(_data_record(name, fp, context, {"variable": name}))
+        self._objects[name] = obj  # the output, when a name is both read and bound
 
     def _fingerprint_file(self, path: str, context: str) -> None:
         from ..errors import FingerprintError
@@ -187,6 +198,28 @@ class TrackedCell:
             self.unhashed[path] = f"could not read: {exc}"
             return
         self.data.append(_data_record(path, fp, context, {"path": os.path.abspath(path)}))
+
+    def _log_model(self, bound: set[str]) -> None:
+        """``--log-model VAR``: save the fitted model, with the first rows of data the cell read as example."""
+        from ..errors import MlopsError
+        from ..models.save import ModelError, attach, check_model, example_from, save
+
+        var = self.options.log_model
+        try:
+            if var not in self.ns:
+                raise ModelError(f"--log-model {var}: no variable named {var!r} after the cell")
+            model = self.ns[var]
+            check_model(model, what=f"--log-model {var}")
+            read = [d["name"] for d in self.data if d["context"] == naming.CONTEXT_INPUT and "variable" in d["source"]]
+            candidates = [self.ns[n] for n in [*read, *sorted(bound)] if n in self.ns and n != var]
+            example = example_from(model, candidates)
+            if example is None:
+                self.warnings.append(f"--log-model {var}: no data the cell read fits the model's features: "
+                                     "logged without signature (mm.log_model(model, input_example=X) gives one)")
+            attach(self.active, save(model, self.key, naming.ARTIFACT_MODEL, example))
+        except MlopsError as exc:
+            self.model_error = exc
+            self.warnings.append(str(exc))
 
     # -- records ---------------------------------------------------------------------
     def _spill(self, points: list) -> None:
@@ -220,8 +253,9 @@ class TrackedCell:
             tags[naming.ERROR] = run.error
         tags.update(mask_mapping(self.active.tags))
         if run.alerts:
-            tags[naming.ALERT] = naming.ALERT_METRIC if naming.ALERT not in tags else tags[naming.ALERT]
-            tags[naming.ALERT_REASON] = "; ".join(run.alerts)
+            tags[naming.ALERT] = tags.get(naming.ALERT, naming.ALERT_METRIC)  # a drift alert stays
+            reasons = [r for r in (tags.get(naming.ALERT_REASON), "; ".join(run.alerts)) if r]
+            tags[naming.ALERT_REASON] = naming.clip("; ".join(reasons), naming.MAX_TAG_VAL_LENGTH)
         ts = records.now_ms()
         metrics = [(k, v, ts, 0) for k, v in {**run.metrics, **run.usage}.items()] + self.active.metrics
         self.active.metrics = []
@@ -234,9 +268,30 @@ class TrackedCell:
             ops.append(records.artifact(self.key, path, text))
         if lineage:
             ops.append(records.artifact(self.key, naming.ARTIFACT_REQUIREMENTS, lineage[1]))
+        if naming.MODEL in self.active.tags:
+            from ..models.save import model_dir, model_paths
+
+            ops += [records.model(self.key, str(model_dir(self.key, p)), p) for p in model_paths(self.active.tags)]
         if not self.job:
             ops.append(records.end(self.key, status=run.status, end_ms=ts))
         return ops
+
+    def _profiles(self, objects: dict[str, object]) -> None:
+        """Profile each tracked frame or array (``mlops/profiles/<name>.json``) for drift.
+
+        Runs in the session's background thread after the cell: an object the next cell
+        changes in place may be profiled in its new state.
+        """
+        from ..monitoring.profile import profile
+
+        ops = []
+        for name, obj in objects.items():
+            try:
+                ops.append(records.artifact(self.key, naming.artifact_profile(name), profile(obj).to_json()))
+            except Exception as exc:  # a profile is an extra: never lose the run over one
+                log.debug("no profile for %s: %s", name, exc)
+        if ops:
+            self.delivery.submit(ops)
 
     def _late_lineage(self) -> None:
         try:

@@ -46,5 +46,10 @@ def artifact(key: str, path: str, text: str) -> Op:
     return {"op": "artifact", "key": key, "path": path, "text": text}
 
 
+def model(key: str, local_dir: str, path: str) -> Op:
+    """Upload the saved model folder ``local_dir`` as the run's artifacts under ``path``."""
+    return {"op": "model", "key": key, "local_dir": local_dir, "path": path}
+
+
 def end(key: str, *, status: str, end_ms: int) -> Op:
     return {"op": "end", "key": key, "status": status, "end_ms": end_ms}

@@ -1,0 +1,108 @@
+"""Sweep throughput: 8 points of a small notebook, papermill one after another vs ``run_sweep``.
+
+Run: .venv/bin/python bench/sweep.py [--points 8] [--workers 2]
+
+The anchor is papermill's Python API in one process, one point after another, on the
+same notebook without ``%%track`` and without the extension loaded (papermill alone,
+recording nothing). Ours is ``run_sweep`` on a local Dask cluster: every point a fresh
+kernel and a job run in MLflow, children of one sweep run. Each side runs in a fresh
+Python process, timed from its first import to its last record in MLflow; the MLflow
+store is created beforehand. Never asserted in tests: these machines are shared and noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+NOTEBOOK = HERE / "notebooks" / "sweep_small.ipynb"
+TARGET = 1.8
+
+_CLOCK = """
+import json, resource, sys, time
+def _cpu():
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+"""
+
+ANCHOR = _CLOCK + """
+if __name__ == "__main__":
+    notebook, out, values = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+    t = time.perf_counter()
+    import papermill as pm
+    for i, x in enumerate(values):
+        pm.execute_notebook(notebook, f"{out}/anchor-{i}.ipynb", parameters={"x": x}, progress_bar=False)
+    print(json.dumps({"wall": time.perf_counter() - t, "cpu": _cpu()}))
+"""
+
+OURS = _CLOCK + """
+if __name__ == "__main__":
+    notebook, workers, values = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
+    t = time.perf_counter()
+    from mlops_magics.runner.sweep import run_sweep
+    result = run_sweep(notebook, {"x": values}, workers=workers, progress=False)
+    wall = time.perf_counter() - t
+    from mlflow import MlflowClient
+    client = MlflowClient()
+    jobs = client.search_runs([client.get_experiment_by_name("Default").experiment_id],
+                              f"tags.`mlops.sweep` = '{result.key}'")
+    complete = [r for r in jobs if r.info.status == "FINISHED" and "score" in r.data.metrics
+                and r.data.tags.get("mlflow.parentRunId") == result.run_id]
+    print(json.dumps({"wall": wall, "cpu": _cpu(), "runs": len(complete), "best": result.best.parameters,
+                      "sweep_status": client.get_run(result.run_id).info.status}))
+"""
+
+
+def _run(code: str, args: list[str], env: dict[str, str], cwd: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, cwd=cwd)
+    if out.returncode != 0:
+        sys.exit(f"bench failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _plain_copy(folder: Path) -> Path:
+    """The same notebook for papermill alone: the ``%%track`` line removed."""
+    import nbformat
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    for cell in nb.cells:
+        cell.source = "\n".join(line for line in cell.source.splitlines() if line.strip() != "%%track")
+    path = folder / "plain.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--points", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    values = json.dumps([round(i / args.points, 4) for i in range(args.points)])
+    with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
+        folder = Path(tmp)
+        env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{folder}/mlflow.db",
+               "MLOPS_MAGICS_HOME": str(folder / ".mlops_magics")}
+        env.pop("MLFLOW_EXPERIMENT_NAME", None)
+        subprocess.run([sys.executable, "-c", "import mlflow; mlflow.MlflowClient().search_experiments()"],
+                       check=True, env=env, cwd=tmp, capture_output=True)  # the store exists, as it would
+        anchor = _run(ANCHOR, [str(_plain_copy(folder)), tmp, values],
+                      {**env, "MLOPS_MAGICS_NO_AUTOLOAD": "1"}, tmp)
+        ours = _run(OURS, [str(NOTEBOOK), str(args.workers), values], env, tmp)
+    ratio = anchor["wall"] / ours["wall"]
+    print(f"sweep of {args.points} points of {NOTEBOOK.name} on {os.cpu_count()} CPUs")
+    print(f"  anchor  papermill API, one after another, no tracking: {anchor['wall']:6.2f} s "
+          f"(cpu {anchor['cpu']:.1f} s)")
+    print(f"  ours    run_sweep, {args.workers} Dask workers, fresh kernel per job: {ours['wall']:6.2f} s "
+          f"(cpu {ours['cpu']:.1f} s); {ours['runs']}/{args.points} job runs complete in MLflow, "
+          f"sweep run {ours['sweep_status']}")
+    print(f"  ratio   {ratio:.2f}x the anchor (target {TARGET}x): {'met' if ratio >= TARGET else 'NOT met'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Models: ``mm.log_model`` (a fitted scikit-learn model in the run) and ``mm.promote`` (registry aliases)."""

@@ -1,0 +1,190 @@
+"""``mm.log_model`` and ``%%track --log-model VAR``: a fitted scikit-learn model, saved with its
+signature and input example, uploaded as the run's artifacts at ``model``.
+
+The model is saved synchronously in the cell (so refitting it in the next cell cannot
+change what was logged) into ``<journal folder>/models/<run key>/<path>``; a journal
+record uploads that folder when MLflow takes the run, so ``runs:/<run id>/model``
+can be registered and served. This is the one place a cell imports mlflow, and only
+when a model is logged.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import _current, locations, naming
+from ..errors import MlopsError, NoActiveRunError
+
+EXAMPLE_ROWS = 5
+_PATH_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-."
+
+
+class ModelError(MlopsError):
+    """A model that cannot be logged or promoted."""
+
+
+@dataclass
+class LoggedModel:
+    """A model saved for a run: ``runs:/<run id>/<path>`` once MLflow has the run."""
+
+    path: str
+    local_dir: str
+    signature: str | None
+    flavor: str
+    run_key: str = ""
+
+    def __repr__(self) -> str:
+        sig = f"signature {self.signature}" if self.signature else "no signature (give input_example=...)"
+        return f"{self.flavor} model logged as '{self.path}' in run key {self.run_key[:8]}; {sig}"
+
+
+def model_dir(key: str, path: str) -> Path:
+    """Where a run's model is saved before upload."""
+    return locations.home() / "models" / key / path
+
+
+def artifact_path(name: str | None) -> str:
+    """The artifact path for ``name`` (default ``model``): one folder name."""
+    if name is None:
+        return naming.ARTIFACT_MODEL
+    text = str(name).strip()
+    if not text or any(c not in _PATH_CHARS for c in text) or text in (".", ".."):
+        raise ModelError(f"model name {name!r}: use letters, digits, '-', '_' or '.' (it is a folder in the run)")
+    return text
+
+
+def check_model(obj: object, what: str = "the model") -> None:
+    """A fitted scikit-learn estimator, or a one-line :class:`ModelError`."""
+    try:
+        from sklearn.base import BaseEstimator
+        from sklearn.exceptions import NotFittedError
+        from sklearn.utils.validation import check_is_fitted
+    except ImportError:
+        raise ModelError("logging a model needs scikit-learn: pip install scikit-learn") from None
+    kind = type(obj).__name__
+    if not isinstance(obj, BaseEstimator):
+        raise ModelError(f"{what} is a {kind}, not a scikit-learn estimator: log_model takes fitted "
+                         "scikit-learn models (an estimator or a Pipeline)")
+    try:
+        check_is_fitted(obj)
+    except NotFittedError:
+        raise ModelError(f"{what} ({kind}) is not fitted: call .fit(X, y) before logging it") from None
+
+
+def save(obj: object, key: str, path: str, input_example: object = None) -> LoggedModel:
+    """Save fitted ``obj`` for run ``key`` at artifact ``path``, with signature and input example."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    example = _head(input_example)
+    signature = None
+    if example is not None:
+        try:
+            output = obj.predict(example) if hasattr(obj, "predict") else obj.transform(example)
+            signature = infer_signature(example, output)
+        except Exception as exc:
+            raise ModelError(f"the input example does not fit the model: {type(exc).__name__}: "
+                             f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
+    target = model_dir(key, path)
+    if target.exists():  # logged again in the same run: the newest wins
+        shutil.rmtree(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    mlflow.sklearn.save_model(obj, str(target), signature=signature, input_example=example,
+                              pip_requirements=_requirements())
+    return LoggedModel(path=path, local_dir=str(target), signature=_describe(signature), flavor="sklearn",
+                       run_key=key)
+
+
+def attach(run, logged: LoggedModel) -> None:
+    """Name the model on the run (tag ``mlops.model``); the tracked cell uploads it when it ends."""
+    paths = [p for p in run.tags.get(naming.MODEL, "").split(",") if p and p != logged.path]
+    run.set_tag(naming.MODEL, ",".join([*paths, logged.path]))
+
+
+def model_paths(tags: dict[str, str]) -> list[str]:
+    """The artifact paths a run's ``mlops.model`` tag names."""
+    return [p for p in tags.get(naming.MODEL, "").split(",") if p]
+
+
+def log_model(obj: object, name: str | None = None, input_example: object = None) -> LoggedModel:
+    """Log fitted scikit-learn model ``obj`` in the run being tracked (a ``%%track`` cell or a job).
+
+    It is saved with MLflow's sklearn flavor under artifact path ``name`` (default
+    ``model``), with the signature inferred from ``input_example`` (its first rows are
+    kept as the example), so ``runs:/<run id>/model`` can be registered with
+    ``mm.promote`` and served.
+    """
+    run = _current.active_run()
+    if run is None:
+        raise NoActiveRunError("no run to log the model into: call mm.log_model inside a %%track cell "
+                               "(or a notebook run by `mlops-magics run`)")
+    check_model(obj)
+    if input_example is None:
+        import warnings
+
+        warnings.warn("no input_example: the model is logged without a signature; pass input_example=X "
+                      "(a few rows of the training data)", stacklevel=2)
+    logged = save(obj, run.key, artifact_path(name), input_example)
+    attach(run, logged)
+    _submit_if_job_run(run, logged)
+    return logged
+
+
+def example_from(model: object, candidates: list[object]) -> object | None:
+    """The first rows of the first candidate (frame or 2-d array) the model could predict on."""
+    names = getattr(model, "feature_names_in_", None)
+    width = getattr(model, "n_features_in_", None)
+    for obj in candidates:
+        columns = getattr(obj, "columns", None)
+        if names is not None and columns is not None and hasattr(obj, "loc"):
+            if set(names) <= set(columns):
+                return obj[list(names)].head(EXAMPLE_ROWS)
+        elif names is None and width is not None and getattr(obj, "ndim", 0) == 2 and obj.shape[1] == width:
+            data = obj.to_numpy() if hasattr(obj, "to_numpy") else obj
+            return data[:EXAMPLE_ROWS]
+    return None
+
+
+def _head(example: object) -> object:
+    if example is None:
+        return None
+    if hasattr(example, "head") and hasattr(example, "columns"):
+        return example.head(EXAMPLE_ROWS)
+    if hasattr(example, "shape") and hasattr(example, "__getitem__") and len(getattr(example, "shape", ())) >= 1:
+        return example[:EXAMPLE_ROWS]
+    return example
+
+
+def _describe(signature) -> str | None:
+    if signature is None:
+        return None
+    return naming.clip(f"{signature.inputs!r} -> {signature.outputs!r}", 300)
+
+
+def _submit_if_job_run(run, logged: LoggedModel) -> None:
+    """In a job's untracked cell the run is the job's own: upload now (a tracked cell does it when it ends)."""
+    session = _current.session()
+    if session is None or session.job_key != run.key or getattr(session, "_job_run", None) is not run:
+        return
+    from ..tracking import records
+
+    session.delivery(locations.tracking_uri()).submit([
+        records.log(run.key, tags={naming.MODEL: run.tags[naming.MODEL]}),
+        records.model(run.key, logged.local_dir, logged.path),
+    ])
+
+
+def _requirements() -> list[str]:
+    """Pinned from what is installed: MLflow's own inference re-imports the model in a
+    subprocess and takes seconds."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for package in ("mlflow", "scikit-learn", "numpy", "scipy", "pandas", "skops", "cloudpickle"):
+        try:
+            out.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            pass
+    return out
