@@ -24,14 +24,21 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# System packages some tests need (a real PostgreSQL server for team mode): installed when
-# missing and we are root; otherwise the tests say what to install.
+# System packages some tests need (a real PostgreSQL server for team mode; Debian's Chromium
+# for the widgets in JupyterLab, driven by Playwright, which never downloads a browser of its
+# own): installed when missing and we are root; otherwise the tests say what to install.
 system-deps:
 	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian's postgresql for the team-mode tests"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	  else echo "note: team-mode tests need PostgreSQL: sudo apt-get install postgresql"; fi; \
+	fi
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "note: browser tests need Chromium: sudo apt-get install chromium"; fi; \
 	fi
 
 test: $(STAMP) system-deps

@@ -9,7 +9,7 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 __all__ = ["fingerprint", "log_metric", "log_metrics", "flush", "check_metric", "log_model", "promote",
-           "profile", "drift", "Profile", "DriftReport",
+           "profile", "drift", "Profile", "DriftReport", "run_notebook", "JobResult",
            "load_ipython_extension", "unload_ipython_extension"]
 
 _LAZY = {
@@ -25,6 +25,8 @@ _LAZY = {
     "Profile": ("mlops_magics.monitoring.profile", "Profile"),
     "drift": ("mlops_magics.monitoring.drift", "drift"),
     "DriftReport": ("mlops_magics.monitoring.report", "DriftReport"),
+    "run_notebook": ("mlops_magics.runner.execute", "run_notebook"),
+    "JobResult": ("mlops_magics.runner.execute", "JobResult"),
     "MlopsError": ("mlops_magics.errors", "MlopsError"),
     "FingerprintError": ("mlops_magics.errors", "FingerprintError"),
 }

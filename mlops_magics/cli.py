@@ -182,6 +182,46 @@ def _threshold(text: str | None) -> float | dict[str, float] | None:
         raise click.BadParameter(f"{text!r} is not a number or METHOD=X,...", param_hint="'--threshold'") from None
 
 
+@cli.command(epilog="Exit codes: 0 at least one point finished; 1 every point failed; 2 nothing ran "
+                    "(bad flags, unknown parameter or value, no Dask scheduler at --cluster).")
+@click.argument("notebook", type=click.Path(exists=True, dir_okay=False))
+@click.option("--grid", "grid", multiple=True, required=True, metavar="NAME=V1,V2",
+              help="A parameter and its values, converted to the type of the notebook's default; commas "
+                   "inside brackets or quotes stay in a value. Repeat for more: every combination runs.")
+@click.option("--workers", type=click.IntRange(min=1), metavar="N",
+              help="Processes of the local Dask cluster (default: the number of CPUs).")
+@click.option("--cluster", metavar="ADDRESS", help="A running Dask scheduler to use instead, e.g. tcp://host:8786.")
+@click.option("--experiment", "-e", metavar="NAME", help="MLflow experiment (default: $MLFLOW_EXPERIMENT_NAME or Default).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), metavar="SEC",
+              help="Seconds any one cell may run.")
+@click.option("--kernel", "-k", metavar="NAME", help="Jupyter kernel (default: the notebook's).")
+@click.option("--metric", metavar="NAME",
+              help="Metric that ranks the points (default: f1 if logged, else a well-known one all points logged).")
+@click.option("--lower-is-better", is_flag=True, help="The smallest --metric is best (a loss, an error).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def sweep(notebook, grid, workers, cluster, experiment, timeout, kernel, metric, lower_is_better, no_progress):
+    """Run NOTEBOOK once per point of a parameter grid, in parallel: one sweep run, one job run per point.
+
+    Prints the points sorted by the metric, best marked *; the best job's run id is tagged on
+    the sweep run (mlops.sweep.best_run).
+    """
+    from .errors import MlopsError
+    from .runner.sweep import parse_grid, run_sweep
+
+    if workers and cluster:
+        raise click.UsageError("--workers sizes the local cluster: with --cluster the scheduler's workers run")
+    try:
+        result = run_sweep(notebook, parse_grid(grid), workers=workers, cluster=cluster, experiment=experiment,
+                           timeout=timeout, kernel=kernel, metric=metric, greater_is_better=not lower_is_better,
+                           progress=not no_progress)
+    except MlopsError as exc:
+        raise click.UsageError(str(exc)) from None
+    click.echo(repr(result))
+    if not result.finished:
+        click.echo("every point failed", err=True)
+        sys.exit(1)
+
+
 # -- helpers -------------------------------------------------------------------------
 def _client(uri: str):
     """An MlflowClient on ``uri``; a missing SQLite file is an error, not a new empty store."""

@@ -70,7 +70,6 @@ from this description and pins a few golden digests.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,16 +183,28 @@ def is_fingerprintable(obj: Any) -> bool:
 
 
 def _data_kind(obj: Any) -> str | None:
-    """Which library's data ``obj`` is, looked up without importing anything."""
-    pd = sys.modules.get("pandas")
-    if pd is not None and isinstance(obj, (pd.DataFrame, pd.Series, pd.Index)):
-        return "pandas"
-    pa = sys.modules.get("pyarrow")
-    if pa is not None and isinstance(obj, (pa.Array, pa.ChunkedArray, pa.Table, pa.RecordBatch)):
-        return "pyarrow"
-    pl = sys.modules.get("polars")
-    if pl is not None and isinstance(obj, (pl.DataFrame, pl.Series)):
-        return "polars"
+    """Which library's data ``obj`` is, without importing a library the object is not from.
+
+    The object's own classes name the library; importing it then is free (it is loaded)
+    and, should another thread still be importing it, waits for that import to finish
+    instead of reading a half-initialised module.
+    """
+    roots = {cls.__module__.partition(".")[0] for cls in type(obj).__mro__}
+    if "pandas" in roots:
+        import pandas as pd
+
+        if isinstance(obj, (pd.DataFrame, pd.Series, pd.Index)):
+            return "pandas"
+    if "pyarrow" in roots:
+        import pyarrow as pa
+
+        if isinstance(obj, (pa.Array, pa.ChunkedArray, pa.Table, pa.RecordBatch)):
+            return "pyarrow"
+    if "polars" in roots:
+        import polars as pl
+
+        if isinstance(obj, (pl.DataFrame, pl.Series)):
+            return "polars"
     return None
 
 
@@ -207,7 +218,8 @@ def _parts(obj: Any) -> Parts:
     if library == "pandas":
         from mlops_magics import _fingerprint_pandas as pdf
 
-        pd = sys.modules["pandas"]
+        import pandas as pd
+
         if isinstance(obj, pd.DataFrame):
             return pdf.frame_parts(obj, _nested_digest)
         if isinstance(obj, pd.Series):
@@ -232,7 +244,8 @@ def _parts(obj: Any) -> Parts:
 
 
 def _arrow_kind(obj: Any) -> str:
-    pa = sys.modules["pyarrow"]
+    import pyarrow as pa
+
     for cls in (pa.Table, pa.RecordBatch, pa.ChunkedArray):
         if isinstance(obj, cls):
             return cls.__name__

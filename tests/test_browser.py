@@ -4,7 +4,8 @@ JupyterLab runs on 127.0.0.1 with a temporary root, settings and MLflow store; D
 ``chromium`` (``/usr/bin/chromium``, never a browser download) opens the notebooks in
 ``tests/notebooks/widgets_*.ipynb``, runs them, clicks marks and checks what Python saw
 through a later cell's output. Every request and websocket the page opens is recorded:
-all must go to 127.0.0.1. Screenshots are written under the test's tmp_path (printed).
+all must go to 127.0.0.1. Screenshots are written under the test's tmp_path, or under
+$MLOPS_MAGICS_ARTIFACTS when set (CI can keep them); their paths are printed.
 
 Under CI=true a missing browser, Playwright or JupyterLab fails the tests; elsewhere it
 skips them with what to install.
@@ -200,7 +201,8 @@ class Page:
     def wait_idle(self, timeout: float) -> None:
         self.page.wait_for_function("""() => {
             const nb = window.jupyterapp.shell.currentWidget;
-            const busy = nb.content.widgets.some(c => c.model.type === "code" && c.promptNode?.textContent.includes("*"));
+            const busy = nb.content.widgets.some(
+                c => c.model.type === "code" && c.promptNode?.textContent.includes("*"));
             return !busy && nb.sessionContext.session?.kernel?.status === "idle"; }""", timeout=timeout)
 
     def output(self, index: int) -> str:
@@ -209,6 +211,10 @@ class Page:
             return nb.content.widgets[i].outputArea.node.innerText; }""", index)
 
     def screenshot(self, path: Path, selector: str | None = None) -> Path:
+        keep = os.environ.get("MLOPS_MAGICS_ARTIFACTS")
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            path = Path(keep) / path.name
         self.page.mouse.move(1, 1)  # no tooltip left over the chart
         self.page.wait_for_timeout(200)
         target = self.page.locator(selector).first if selector else self.page

@@ -52,7 +52,7 @@ def test_runs_on_an_empty_store_says_so():
     (["runs", "--experiement", "x"], "No such option '--experiement'. Did you mean '--experiment'?"),
     (["runs", "-n", "0"], "Invalid value for '-n': 0 is not in the range x>=1."),
     (["runs", "-n"], "Option '-n' requires an argument."),
-    (["rusn"], "No such command 'rusn'. Did you mean one of these: run, runs?"),
+    (["rusn"], "No such command 'rusn'. (Did you mean one of: 'run', 'runs'?)"),
     (["runs", "extra"], "Got unexpected extra argument (extra)"),
 ])
 def test_bad_flags_are_one_line_usage_errors(argv, expected):

@@ -23,7 +23,10 @@ def cli(*args, cwd=None):
 
 
 def test_typed_parameters_and_a_job_run_with_its_tracked_cells(client, tmp_path):
-    result = run_notebook(NOTEBOOKS / "job_params.ipynb", texts=[("n", "007"), ("layers", "[1, 2, 3]")],
+    import mlops_magics as mm
+
+    assert mm.run_notebook is run_notebook
+    result = mm.run_notebook(NOTEBOOKS / "job_params.ipynb", texts=[("n", "007"), ("layers", "[1, 2, 3]")],
                           progress=False)
     assert result.status == "FINISHED" and result.failure is None and result.exit_code == 0
     assert result.parameters["n"] == 7 and result.parameters["layers"] == [1, 2, 3]

@@ -79,9 +79,12 @@ def test_promote_moves_the_alias_only_for_the_better_run(ip, client):
 
     assert run(ip, SETUP + "\nimport mlops_magics as mm\nX = df[['a', 'b']]").success
     ids = {}
+    estimators = {"first": "LogisticRegression()", "worse": "LogisticRegression()",
+                  "better": "DecisionTreeClassifier(max_depth=2)"}  # trees need skops' trusted types
     for name, quality in (("first", 0.7), ("worse", 0.6), ("better", 0.9)):
         assert run(ip, f"quality = {quality}").success
-        ids[name] = tracked(ip, f"%%track --name {name}\nclf = LogisticRegression().fit(X, df.y)\n"
+        ids[name] = tracked(ip, f"%%track --name {name}\nfrom sklearn.tree import DecisionTreeClassifier\n"
+                                f"clf = {estimators[name]}.fit(X, df.y)\n"
                                 "f1 = quality * 1.0\nmm.log_model(clf, input_example=X)")
 
     first = mm.promote(ids["first"], "churn")
@@ -98,6 +101,10 @@ def test_promote_moves_the_alias_only_for_the_better_run(ip, client):
     assert "f1=0.9 beats 'champion' (version 1, f1 0.7): 0.9 > 0.7; version 3 of 'churn' is now 'champion'" \
         in result.stdout
     assert client.get_model_version_by_alias("churn", "champion").run_id == ids["better"]
+    import mlflow.pyfunc
+
+    champion = mlflow.pyfunc.load_model("models:/churn@champion")
+    assert len(champion.predict(ip.user_ns["X"].head(2))) == 2
     assert client.get_run(ids["better"]).data.tags["mlops.promotion"] == "promoted"
     again = mm.promote(ids["better"], "churn")  # no second version for the same run
     assert again.version == "3" and not again.promoted and "is 'champion' already" in repr(again)
@@ -128,7 +135,8 @@ def test_a_job_logs_its_model_and_the_cli_promotes_it(client):
     result = run_notebook(NOTEBOOKS / "model_train.ipynb", {"C": 0.5}, progress=False)
     assert result.status == "FINISHED", result.error
     r = client.get_run(result.run_id)
-    assert r.data.tags["mlops.model"] == "model" and r.data.tags["mlops.kind"] == "job"
-    assert "model/MLmodel" in {a.path for a in client.list_artifacts(result.run_id, "model")}
+    assert r.data.tags["mlops.model"] == "model,tree" and r.data.tags["mlops.kind"] == "job"
+    assert "model/MLmodel" in {a.path for a in client.list_artifacts(result.run_id, "model")}  # %%track cell
+    assert "tree/model.skops" in {a.path for a in client.list_artifacts(result.run_id, "tree")}  # plain cell
     out = invoke("promote", result.run_id, "--model", "job-model")
     assert out.exit_code == 0 and "version 1 of 'job-model' is now 'champion'" in out.stdout

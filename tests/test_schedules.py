@@ -19,7 +19,6 @@ from mlops_magics.cli import cli
 from mlops_magics.schedules import cron
 from mlops_magics.schedules.store import ScheduleStore
 
-pytestmark = pytest.mark.kernel
 NOTEBOOKS = Path(__file__).parent / "notebooks"
 DAY = datetime(2030, 1, 1, tzinfo=timezone.utc)
 
@@ -61,6 +60,7 @@ def one_line_error(result) -> str:
     return lines[0]
 
 
+@pytest.mark.kernel
 def test_a_simulated_day_runs_every_hourly_slot_once_and_skips_the_paused_schedule(client):
     add("hourly", "sched_tiny", "--cron", "0 * * * *", "-p", "n", "5", "--start", at(DAY))
     add("quiet", "sched_tiny", "--cron", "0 * * * *", "--start", at(DAY))
@@ -88,6 +88,7 @@ def test_a_simulated_day_runs_every_hourly_slot_once_and_skips_the_paused_schedu
     assert "active" in [line for line in ok("schedule", "list").stdout.splitlines() if line.startswith("quiet")][0]
 
 
+@pytest.mark.kernel
 def test_two_racing_run_due_processes_run_each_slot_once(client, tmp_path):
     moment = DAY + timedelta(hours=6)
     for name in ("alpha", "beta"):
@@ -104,6 +105,7 @@ def test_two_racing_run_due_processes_run_each_slot_once(client, tmp_path):
     assert sorted((s.schedule, s.state) for s in history) == [("alpha", "finished"), ("beta", "finished")]
 
 
+@pytest.mark.kernel
 def test_missed_slots_are_caught_up_by_one_run_or_skipped_with_catch_up_none(client):
     start = DAY + timedelta(minutes=30)
     add("one", "sched_tiny", "--cron", "0 * * * *", "--start", at(start))
@@ -122,6 +124,7 @@ def test_missed_slots_are_caught_up_by_one_run_or_skipped_with_catch_up_none(cli
     assert slots_of(scheduled_runs(client, "none")) == ["2030-01-01T06:00:00+00:00"]
 
 
+@pytest.mark.kernel
 def test_a_slot_that_comes_while_the_last_run_is_still_going_is_skipped(client, tmp_path):
     add("slow", "sched_slow", "--cron", "* * * * *", "-p", "seconds", "3", "--start", at(DAY))
     first = subprocess.Popen([sys.executable, "-m", "mlops_magics.cli", "schedule", "run-due", "--at", at(DAY)],
@@ -142,6 +145,7 @@ def test_a_slot_that_comes_while_the_last_run_is_still_going_is_skipped(client, 
         ("2030-01-01T00:01:00+00:00", "skipped"), ("2030-01-01T00:00:00+00:00", "finished")]
 
 
+@pytest.mark.kernel
 def test_an_alert_from_the_monitor_triggers_exactly_one_retrain(client):
     add("retrain", "sched_retrain", "--cron", "0 0 1 1 *", "--start", at(DAY + timedelta(minutes=1)))
     add("monitor", "sched_monitor", "--cron", "0 * * * *", "-p", "shift", "3.0", "--on-alert", "retrain",
@@ -163,6 +167,7 @@ def test_an_alert_from_the_monitor_triggers_exactly_one_retrain(client):
     assert "alert=metric" in out
 
 
+@pytest.mark.kernel
 def test_the_scheduler_daemon_runs_what_is_due_and_stops_cleanly_on_sigterm(client, tmp_path):
     start = cron.now() - timedelta(minutes=3)  # missed slots: the catch-up run is due at once
     add("tick", "sched_tiny", "--cron", "* * * * *", "--start", at(start))

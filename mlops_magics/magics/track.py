@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import atexit
+import functools
 import logging
 
 import IPython
@@ -145,13 +146,16 @@ class TrackMagics(Magics):
             value = eval(last_code, shell.user_global_ns, shell.user_ns) if last_code else None
         except BaseException as exc:
             if tracking:
-                self._guard(lambda: self._show_summary(tracker.finish(exc)))
+                self._guard(functools.partial(self._finish, tracker, exc))
             raise
         if tracking:
-            self._guard(lambda: self._show_summary(tracker.finish()))
+            self._guard(functools.partial(self._finish, tracker, None))
             if tracker.model_error is not None:  # the run is recorded; the model the user asked for is not
                 raise tracker.model_error
         return value
+
+    def _finish(self, tracker, error: BaseException | None) -> None:
+        self._show_summary(tracker.finish(error))
 
     def _guard(self, step) -> bool:
         """Run a tracking step; a bug of ours is reported, never allowed to break the user's cell."""

@@ -75,7 +75,7 @@ def check_model(obj: object, what: str = "the model") -> None:
 
 def save(obj: object, key: str, path: str, input_example: object = None) -> LoggedModel:
     """Save fitted ``obj`` for run ``key`` at artifact ``path``, with signature and input example."""
-    import mlflow.sklearn
+    import mlflow.sklearn  # noqa: F401  (the flavour _save_sklearn uses)
     from mlflow.models import infer_signature
 
     example = _head(input_example)
@@ -91,16 +91,67 @@ def save(obj: object, key: str, path: str, input_example: object = None) -> Logg
     if target.exists():  # logged again in the same run: the newest wins
         shutil.rmtree(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    mlflow.sklearn.save_model(obj, str(target), signature=signature, input_example=example,
-                              pip_requirements=_requirements())
+    _save_sklearn(obj, str(target), signature=signature, input_example=example, pip_requirements=_requirements())
     return LoggedModel(path=path, local_dir=str(target), signature=_describe(signature), flavor="sklearn",
                        run_key=key)
 
 
+def _save_sklearn(obj: object, target: str, **kwargs) -> None:
+    """MLflow's safe format (skops) refuses types it cannot vouch for, such as the node storage of
+    every tree model. This model was built in this very process, so its own types are trusted;
+    what skops cannot store at all (classes defined in a notebook) goes through cloudpickle."""
+    import mlflow.sklearn  # noqa: F401  (the flavour _save_sklearn uses)
+
+    try:
+        mlflow.sklearn.save_model(obj, target, **kwargs)
+        return
+    except Exception as exc:
+        first = exc
+        shutil.rmtree(target, ignore_errors=True)
+    try:
+        import skops.io
+
+        trusted = skops.io.get_untrusted_types(data=skops.io.dumps(obj))
+        mlflow.sklearn.save_model(obj, target, skops_trusted_types=trusted, **kwargs)
+        return
+    except Exception:
+        shutil.rmtree(target, ignore_errors=True)
+    try:
+        mlflow.sklearn.save_model(obj, target, serialization_format="cloudpickle", **kwargs)
+    except Exception:
+        shutil.rmtree(target, ignore_errors=True)
+        text = str(first).strip().splitlines()[0] if str(first).strip() else ""
+        raise ModelError(f"MLflow could not save the model: {type(first).__name__}: {text}") from None
+
+
 def attach(run, logged: LoggedModel) -> None:
-    """Name the model on the run (tag ``mlops.model``); the tracked cell uploads it when it ends."""
-    paths = [p for p in run.tags.get(naming.MODEL, "").split(",") if p and p != logged.path]
-    run.set_tag(naming.MODEL, ",".join([*paths, logged.path]))
+    """Name the model on the run (tag ``mlops.model``, every model the run holds); the tracked
+    cell uploads it when it ends. In a job, the job's own run keeps the list across cells."""
+    job = _job_run(run)
+    held = model_paths(job.tags) if job is not None and job is not run else []
+    paths = [p for p in [*held, *model_paths(run.tags)] if p != logged.path]
+    value = ",".join(dict.fromkeys([*paths, logged.path]))
+    run.set_tag(naming.MODEL, value)
+    if job is not None:
+        job.set_tag(naming.MODEL, value)
+
+
+def saved_since(key: str, paths: list[str], since_s: float) -> list[str]:
+    """Those of ``paths`` saved (for run ``key``) at or after ``since_s``: what a cell must upload."""
+    out = []
+    for path in paths:
+        mlmodel = model_dir(key, path) / "MLmodel"
+        if mlmodel.exists() and mlmodel.stat().st_mtime >= since_s - 1.0:
+            out.append(path)
+    return out
+
+
+def _job_run(run):
+    """The job's own active run when ``run`` records into a notebook job, else None."""
+    session = _current.session()
+    if session is None or session.job_key is None or session.job_key != run.key:
+        return None
+    return getattr(session, "_job_run", None)
 
 
 def model_paths(tags: dict[str, str]) -> list[str]:
@@ -165,10 +216,11 @@ def _describe(signature) -> str | None:
 
 def _submit_if_job_run(run, logged: LoggedModel) -> None:
     """In a job's untracked cell the run is the job's own: upload now (a tracked cell does it when it ends)."""
-    session = _current.session()
-    if session is None or session.job_key != run.key or getattr(session, "_job_run", None) is not run:
+    if _job_run(run) is not run:
         return
     from ..tracking import records
+
+    session = _current.session()
 
     session.delivery(locations.tracking_uri()).submit([
         records.log(run.key, tags={naming.MODEL: run.tags[naming.MODEL]}),

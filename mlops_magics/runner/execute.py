@@ -156,11 +156,12 @@ def _attempt(notebook, final, overrides, exp, uri, output, timeout, kernel_name,
                            parent_key=parent_key, tags=tags)
     if prepared is not None:  # a kernel started ahead of time, with its job key
         recorder.key, km = prepared
+        recorder.start()
     else:
+        recorder.start()  # the job's run opens in the journal before its kernel records into it
         km = start_kernel(kernel_name, kernel_env(job_key=recorder.key, uri=uri, experiment=exp,
                                                   notebook=notebook), cwd)
     out = str(Path(output).resolve()) if output else str(_default_output(notebook, recorder.key))
-    recorder.start()
     failure = _execute(notebook, out, overrides, kernel_name, km, timeout, progress, recorder, cwd)
     if failure is not None:
         add_banner(out, failure)

@@ -43,6 +43,10 @@ def check_cron(expr: str) -> str:
             raise ScheduleError(f"invalid cron expression {expr!r}: {field!r} is not a valid {_FIELDS[i]}")
     if not croniter.is_valid(text):
         raise ScheduleError(f"invalid cron expression {expr!r}")
+    try:
+        next_slot(text, "UTC", now())
+    except ValueError:  # croniter's "failed to find next date": February 31st and such
+        raise ScheduleError(f"cron expression {expr!r} never matches a date") from None
     return text
 
 

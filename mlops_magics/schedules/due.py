@@ -15,7 +15,7 @@ from datetime import datetime
 
 from .. import locations, naming
 from . import cron
-from .store import FAILED, FINISHED, MISSED, RUNNING, SKIPPED, TRIGGER, Schedule, ScheduleStore, Slot
+from .store import FAILED, FINISHED, MISSED, RUNNING, SKIPPED, Schedule, ScheduleStore, Slot
 
 log = logging.getLogger("mlops_magics.schedules")
 

@@ -75,14 +75,19 @@ class ActiveRun:
             raise MlopsError("check_metric needs a bound: min=..., max=... or both")
         self.checks.append((name, min, max))
 
-    def alerts(self, metrics: dict[str, float]) -> list[str]:
-        """Reasons the run's metrics cross the bounds given to ``check_metric``."""
+    def alerts(self, metrics: dict[str, float], missing: bool = True) -> list[str]:
+        """Reasons the run's metrics cross the bounds given to ``check_metric``.
+
+        ``missing``: whether a metric not recorded (yet) is itself a reason; in a job a
+        later cell may still record it.
+        """
         values = {**self.latest, **metrics}
         reasons = []
         for name, low, high in self.checks:
             value = values.get(name)
             if value is None or (isinstance(value, float) and math.isnan(value)):
-                reasons.append(f"{name} was not recorded")
+                if missing:
+                    reasons.append(f"{name} was not recorded")
             elif low is not None and value < low:
                 reasons.append(f"{name}={value:.6g} below min {low:g}")
             elif high is not None and value > high:

@@ -113,7 +113,11 @@ class TrackedCell:
             usage={naming.SYSTEM_WALL: usage.wall_s, naming.SYSTEM_CPU: usage.cpu_s,
                    naming.SYSTEM_PEAK_MEM: usage.peak_mem_mb},
         )
-        run.alerts = self.active.alerts(metrics)
+        if self.job:
+            self.session.job_metrics.update({**metrics, **self.active.latest})
+            run.alerts = self.active.alerts(self.session.job_metrics, missing=False)
+        else:
+            run.alerts = self.active.alerts(metrics)
         run.previous = self.session.previous(self.cell_id, self.options.name, self.source)
         self.session.record(run)
         if self._objects:  # drift profiles of the data, off the cell's path
@@ -220,6 +224,10 @@ class TrackedCell:
         except MlopsError as exc:
             self.model_error = exc
             self.warnings.append(str(exc))
+        except Exception as exc:  # MLflow or scikit-learn failing: keep the run's other records
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            self.model_error = ModelError(f"--log-model {var}: could not save the model: {type(exc).__name__}: {text}")
+            self.warnings.append(str(self.model_error))
 
     # -- records ---------------------------------------------------------------------
     def _spill(self, points: list) -> None:
@@ -268,10 +276,11 @@ class TrackedCell:
             ops.append(records.artifact(self.key, path, text))
         if lineage:
             ops.append(records.artifact(self.key, naming.ARTIFACT_REQUIREMENTS, lineage[1]))
-        if naming.MODEL in self.active.tags:
-            from ..models.save import model_dir, model_paths
+        if naming.MODEL in self.active.tags:  # models this cell logged (the tag also names earlier ones)
+            from ..models.save import model_dir, model_paths, saved_since
 
-            ops += [records.model(self.key, str(model_dir(self.key, p)), p) for p in model_paths(self.active.tags)]
+            fresh = saved_since(self.key, model_paths(self.active.tags), self.start_ms / 1000)
+            ops += [records.model(self.key, str(model_dir(self.key, p)), p) for p in fresh]
         if not self.job:
             ops.append(records.end(self.key, status=run.status, end_ms=ts))
         return ops

@@ -11,11 +11,9 @@ import difflib
 import getpass
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 
 from .. import naming
-from ..errors import MlopsError
 from .active import ActiveRun  # noqa: F401  (re-exported for the tracker)
 from . import records
 
@@ -58,27 +56,52 @@ class TrackingSession:
         self._journal = None
         self.notebook = notebook
         self.history: list[CellRun] = []
-        self._deliveries: dict[str, Delivery] = {}
+        self._deliveries: dict = {}
         self._session_runs: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
         self._executor = None
         self.job_key: str | None = None
         self._job_run = None
+        self._job_uri = ""
+        self.job_metrics: dict[str, float] = {}  # what the job's run holds so far, for metric checks
+        self._job_alerts: list[str] = []
+        self._job_sent: dict[str, str] = {}
+        self._job_env_pending = False
 
     def attach_job(self, key: str, uri: str) -> None:
         """Inside a notebook job: tracked cells and ``mm.log_metric`` record into the job's run."""
         from .. import _current
-        from .active import ActiveRun
 
-        self.job_key = key
+        self.job_key, self._job_uri = key, uri
         delivery = self.delivery(uri)
         self._job_run = ActiveRun(key, "job", spill=lambda points: delivery.submit([records.log(key, metrics=points)]))
         _current.push(self._job_run)
-        self.defer(self._job_environment, key, delivery)
+        self._job_env_pending = True  # captured after the first cell: the job's run exists by then
 
     def after_cell(self) -> None:
-        if self._job_run is not None:
-            self._job_run.take_spill()
+        """In a job: commit what plain cells added (step metrics, tags, artifacts, metric checks)."""
+        run = self._job_run
+        if run is None:
+            return
+        if self._job_env_pending:
+            self._job_env_pending = False
+            self.defer(self._job_environment, run.key, self.delivery(self._job_uri))
+        run.take_spill()
+        ops = []
+        alerts = [a for a in run.alerts(self.job_metrics, missing=False) if a not in self._job_alerts]
+        if alerts:
+            self._job_alerts.extend(alerts)
+            run.tags.setdefault(naming.ALERT, naming.ALERT_METRIC)
+            run.tags[naming.ALERT_REASON] = naming.clip("; ".join(self._job_alerts), naming.MAX_TAG_VAL_LENGTH)
+        fresh = {k: v for k, v in run.tags.items() if self._job_sent.get(k) != v}
+        if fresh:  # the tags stay on the run object: later cells read them (mlops.model)
+            ops.append(records.log(run.key, tags=fresh))
+            self._job_sent.update(fresh)
+        for path, text in run.artifacts.items():
+            ops.append(records.artifact(run.key, path, text))
+        run.artifacts.clear()
+        if ops:
+            self.delivery(self._job_uri).submit(ops)
 
     @staticmethod
     def _job_environment(key: str, delivery) -> None:

@@ -44,7 +44,8 @@ class HistoryWidget(widgets.VBox):
         self._quiet = True
         self._summary = widgets.HTML()
         self._metric_box = widgets.Dropdown(description="metric", layout=widgets.Layout(width="240px"))
-        self._refresh_button = widgets.Button(description="refresh", icon="refresh", layout=widgets.Layout(width="100px"))
+        self._refresh_button = widgets.Button(description="refresh", icon="refresh",
+                                              layout=widgets.Layout(width="100px"))
         self.chart = VegaChart(None)
         self._details = widgets.HTML()
         self._drift_button = widgets.Button(description="drift vs latest run", disabled=True,
@@ -54,8 +55,12 @@ class HistoryWidget(widgets.VBox):
                           widgets.HBox([self._drift_button, self._details]), self._drift_slot])
         self.add_class("mlops-magics-history")
         self.experiment, self.metric, self.threshold = self._experiment.name, metric, threshold
-        self._load()
-        self._check_metric(metric)
+        try:
+            self._load()
+            self._check_metric(metric)
+        except Exception:
+            _close_tree(self)  # no orphaned comms for a widget never shown
+            raise
         self._quiet = False
         self._draw()
         self._metric_box.observe(self._on_metric_box, names="value")
@@ -94,6 +99,13 @@ class HistoryWidget(widgets.VBox):
     def _on_options(self, change) -> None:
         if not self._quiet:
             self._draw()
+
+    @traitlets.observe("experiment")
+    def _on_experiment(self, change) -> None:
+        if not self._quiet:
+            self._experiment = _runs.experiment(self._client, change.new)
+            self.selected_run = None
+            self.refresh()
 
     @traitlets.observe("selected_run")
     def _on_selected(self, change) -> None:
@@ -190,6 +202,12 @@ class HistoryWidget(widgets.VBox):
         gib = self._greater if self._greater is not None else not charts.lower_is_better(self.metric)
         best = frame.loc[frame["value"].idxmax() if gib else frame["value"].idxmin()]
         return f"{head}; best {best['value']:.4g} ({best['run_name'] or best['run_id']})"
+
+
+def _close_tree(widget) -> None:
+    for child in getattr(widget, "children", ()):
+        _close_tree(child)
+    widget.close()
 
 
 def run_from_selection(selections: dict) -> str | None:

@@ -80,7 +80,8 @@ def _score_rows(table: pd.DataFrame, selected: str | None) -> pd.DataFrame:
     t["verdict"] = np.where(t["drifted"].astype(bool), DRIFTED, NOT_DRIFTED)
     t["label"] = [_fmt(s) if m not in P_VALUE_METHODS else f"p={pv:.2g}"
                   for s, m, pv in zip(t["score"], t["method"], t["p_value"])]
-    t["why"] = [_why(r, d, s) for r, d, s in zip(t["reason"], t.get("detail", ""), t["status"])]
+    detail = t["detail"] if "detail" in t else pd.Series("", index=t.index)
+    t["why"] = [_why(r, d, s) for r, d, s in zip(t["reason"], detail, t["status"])]
     t["selected"] = t["feature"] == selected if selected is not None else False
     t["p"] = [f"{v:.3g}" if np.isfinite(v) else "" for v in t["p_value"].astype(float)]
     t["null_change"] = [_signed_percent(v) for v in t["null_rate_change"].astype(float)]
@@ -207,7 +208,7 @@ def metric_history(runs: pd.DataFrame, metric: str, *, threshold: float | None =
     gib = greater_is_better if greater_is_better is not None else not lower_is_better(metric)
     frame = mark_runs(frame, threshold, gib, selected)
     shown = thin_runs(frame, max_points)
-    layers = _history_layers(shown, metric, threshold)
+    layers = _history_layers(shown, metric, threshold, width)
     chart = alt.layer(*layers).properties(width=width, height=height)
     head = title or f"{metric} over {len(frame):,} runs"
     note = _history_note(frame, metric, gib)
@@ -308,7 +309,7 @@ def thin_runs(frame: pd.DataFrame, max_points: int = MAX_POINTS) -> pd.DataFrame
 _ROW_FIELDS = ["run_id", "run_name", "start_time", "value", "state", "params", "data"]
 
 
-def _history_layers(f: pd.DataFrame, metric: str, threshold: float | None) -> list:
+def _history_layers(f: pd.DataFrame, metric: str, threshold: float | None, width: int) -> list:
     """Points for every run shown (only the fields the tooltip needs, times as epoch ms,
     so 1,000 runs stay near 200 kB of spec); best, champion and selected runs as small
     separate layers."""
@@ -351,8 +352,8 @@ def _history_layers(f: pd.DataFrame, metric: str, threshold: float | None) -> li
     if threshold is not None and math.isfinite(threshold):
         rule = alt.Chart(pd.DataFrame({"threshold": [threshold]}))
         layers.append(rule.mark_rule(color=_RED, strokeDash=[6, 4]).encode(y="threshold:Q"))
-        layers.append(rule.mark_text(align="left", dx=4, dy=-7, color=_RED, fontSize=11).encode(
-            y="threshold:Q", x=alt.value(0), text=alt.value(f"threshold {threshold:g}")))
+        layers.append(rule.mark_text(align="right", dy=-7, color=_RED, fontSize=11).encode(
+            y="threshold:Q", x=alt.value(width - 2), text=alt.value(f"threshold {threshold:g}")))
     return layers
 
 

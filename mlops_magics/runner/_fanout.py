@@ -1,0 +1,271 @@
+"""A sweep's points as tasks on Dask workers: a local cluster of processes, or a scheduler's.
+
+Each task is one ``run_notebook`` job on a fresh kernel. What hides kernel start-up is
+that a worker starts the kernel of its next job while the current one runs (the kernel
+is made with that job's key, so its tracked cells record into the right run); a kernel
+is never reused. Workers write records into the sweep's journal and never deliver them:
+the sweep's own process holds the delivery lease, so no worker or kernel loads mlflow.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from .. import locations, naming
+from ..errors import MlopsError
+from ..tracking import records
+from .execute import JobResult
+
+log = logging.getLogger("mlops_magics")
+
+# What a job needs on a worker: imported once, in the process local workers fork from.
+_WORKER_MODULES = ["distributed", "papermill", "nbconvert", "jupyter_client.manager",
+                   "mlops_magics.runner._fanout", "mlops_magics.runner.job"]
+_REMOTE_DELIVERY_TIMEOUT = 120.0
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What a worker needs to run a point, passed explicitly: never the worker's own environment."""
+
+    notebook: str
+    source: str  # the notebook's text, for workers of a scheduler that cannot see its path
+    uri: str
+    experiment: str
+    home: str  # the journal's folder
+    cwd: str
+    kernel: str
+    timeout: float | None
+    sweep_key: str
+    host: str  # where the sweep runs: a worker on the same host shares its journal
+    env: dict[str, str] | None = None  # the sweep's environment, for workers on its host
+    plugin: str = ""
+    parent_run_id: str | None = None  # for workers on other hosts, which cannot resolve the key
+
+
+def warm_forkserver() -> bool:
+    """Start the process local workers fork from, with a job's modules imported.
+
+    Spawned workers would each import them (a second or more of CPU apiece); the fork
+    server does it once, and, started first, while the sweep checks its grid.
+    """
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return False
+    multiprocessing.get_context("forkserver").set_forkserver_preload(_WORKER_MODULES)
+    forkserver.ensure_running()  # a no-op when it runs already
+    return True
+
+
+class Dask:
+    """A client on a new local cluster of process workers, or on the scheduler at ``address``."""
+
+    def __init__(self, address: str | None, workers: int) -> None:
+        self.address, self.workers = address, workers
+        self.cluster = self.client = self._closing = None
+
+    def __enter__(self) -> Dask:
+        from distributed import Client
+
+        if not self.address:
+            self.cluster = _local_cluster(self.workers)
+            self.client = Client(self.cluster)
+            return self
+        try:
+            self.client = Client(self.address, timeout="10s")
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise MlopsError(f"no Dask scheduler answers at {self.address}: {one_line(exc)}") from None
+        try:
+            self.client.wait_for_workers(1, timeout=30)
+        except TimeoutError:
+            self.client.close()
+            raise MlopsError(f"the Dask scheduler at {self.address} has no workers: "
+                             f"start one with `dask worker {self.address}`") from None
+        return self
+
+    def close_soon(self) -> None:
+        """Start closing in the background (a local cluster takes a moment to wind down)."""
+        import threading
+
+        self._closing = threading.Thread(target=self._close, name="mlops-magics-dask-close", daemon=True)
+        self._closing.start()
+
+    def __exit__(self, *exc) -> None:
+        if self._closing is None:
+            self._close()
+        else:
+            self._closing.join(timeout=60)
+
+    def _close(self) -> None:
+        for thing in (self.client, self.cluster):
+            if thing is not None:
+                try:
+                    thing.close()
+                except Exception:
+                    log.debug("closing Dask failed", exc_info=True)
+
+
+def _local_cluster(workers: int):
+    import dask
+    from distributed import LocalCluster
+
+    method = "forkserver" if warm_forkserver() else "spawn"
+    with dask.config.set({"distributed.worker.multiprocessing-method": method}):
+        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                            silence_logs=logging.ERROR)
+
+
+def run_points(client, spec: JobSpec, points: list[dict], delivery, progress: bool) -> list[JobResult]:
+    """Run every point on the cluster; a failing point never stops the others."""
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    slots = sum(client.nthreads().values()) or 1
+    spec = replace(spec, plugin=f"mlops-magics-kernels-{spec.sweep_key[:12]}",
+                   parent_run_id=_run_id_for_other_hosts(client, spec, delivery))
+    client.register_plugin(_SpareKernels(), name=spec.plugin)
+    try:
+        # A point starts its worker's next kernel unless it is among the last ones.
+        futures = {client.submit(_run_point, spec, point, i < len(points) - slots, pure=False,
+                                 key=f"mlops-sweep-{spec.sweep_key[:8]}-{i}"): i
+                   for i, point in enumerate(points)}
+        jobs: list = [None] * len(points)
+        failed = 0
+        with tqdm(total=len(points), desc=f"sweep {Path(spec.notebook).name}", unit="point",
+                  disable=not progress) as bar:
+            for future in as_completed(futures):
+                i = futures[future]
+                jobs[i] = _outcome(future, points[i])
+                failed += jobs[i].status != "FINISHED"
+                bar.set_postfix(failed=failed, refresh=False)
+                bar.update()
+        return jobs
+    finally:
+        try:
+            client.unregister_worker_plugin(spec.plugin)  # stops kernels started for jobs that never came
+        except Exception:
+            log.debug("could not unregister the sweep's worker plugin", exc_info=True)
+
+
+def _run_id_for_other_hosts(client, spec: JobSpec, delivery) -> str | None:
+    """Workers on other hosts have their own journal: they get the sweep run's MLflow id."""
+    hosts = client.run(socket.gethostname)
+    if all(host == spec.host for host in hosts.values()):
+        return None
+    delivery.flush(_REMOTE_DELIVERY_TIMEOUT)
+    found = delivery.run_id(spec.sweep_key)
+    if found is None:
+        log.warning("MLflow has not taken the sweep run yet: jobs on other hosts will not be its children")
+    return found
+
+
+def _outcome(future, point: dict) -> JobResult:
+    """The job's result, or a failed one when the task itself broke (its worker died, ...)."""
+    try:
+        return future.result()
+    except Exception as exc:
+        died = type(exc).__name__ == "KilledWorker"
+        return JobResult(run_id=None, status="FAILED", output_path="", key="", parameters=dict(point),
+                         failure=naming.FAILURE_KERNEL_DIED if died else naming.FAILURE_ERROR,
+                         error=one_line(exc))
+
+
+def one_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return (f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__)[:300]
+
+
+# -- on the workers --------------------------------------------------------------------
+class _SpareKernels(WorkerPlugin):
+    """On each worker, for one sweep: kernels started ahead, each with its future job's key."""
+
+    def setup(self, worker) -> None:
+        import threading
+
+        self._lock, self._spares = threading.Lock(), []
+
+    def take(self):
+        from jupyter_core.utils import run_sync
+
+        from .execute import stop_kernel
+
+        while True:
+            with self._lock:
+                if not self._spares:
+                    return None
+                key, km = self._spares.pop(0)
+            if run_sync(km.is_alive)():
+                return key, km
+            stop_kernel(km)
+
+    def put(self, spare) -> None:
+        with self._lock:
+            self._spares.append(spare)
+
+    def teardown(self, worker) -> None:
+        from .execute import stop_kernel
+
+        with self._lock:
+            spares, self._spares = self._spares, []
+        for _, km in spares:
+            stop_kernel(km)
+
+
+def _run_point(spec: JobSpec, point: dict, prestart: bool) -> JobResult:
+    """On a worker: one point as a job, on a kernel started ahead when there is one."""
+    from distributed import get_worker
+
+    from .execute import run_notebook, stop_kernel
+
+    shared = socket.gethostname() == spec.host
+    if shared:  # the sweep's environment and journal folder (its lease leaves delivery to it)
+        os.environ.update(spec.env or {})
+        os.environ[locations.HOME_ENV] = spec.home
+    notebook = _local_notebook(spec)
+    cwd = spec.cwd if os.path.isdir(spec.cwd) else None
+    spares = get_worker().plugins.get(spec.plugin)
+    prepared = spares.take() if spares is not None else None  # None: run_notebook starts one
+    if prestart and spares is not None:
+        try:
+            spares.put(_start(spec, notebook, cwd))  # the next job's kernel boots while this one runs
+        except Exception:
+            log.warning("could not start the next job's kernel ahead", exc_info=True)
+    tags = {naming.PARENT_SWEEP: spec.sweep_key}
+    if not shared and spec.parent_run_id:
+        tags[naming.MLFLOW_PARENT_RUN_ID] = spec.parent_run_id
+    try:
+        return run_notebook(notebook, point, experiment=spec.experiment, timeout=spec.timeout,
+                            kernel=spec.kernel, progress=False, tracking_uri=spec.uri,
+                            parent_key=spec.sweep_key if shared else None, tags=tags, cwd=cwd,
+                            flush_timeout=0.0 if shared else _REMOTE_DELIVERY_TIMEOUT, prepared=prepared)
+    except BaseException:
+        if prepared is not None:
+            stop_kernel(prepared[1])
+        raise
+
+
+def _start(spec: JobSpec, notebook: Path, cwd: str | None):
+    from .execute import kernel_env, start_kernel
+
+    key = records.new_key()
+    env = kernel_env(job_key=key, uri=spec.uri, experiment=spec.experiment, notebook=notebook)
+    return key, start_kernel(spec.kernel, env, cwd)
+
+
+def _local_notebook(spec: JobSpec) -> Path:
+    path = Path(spec.notebook)
+    if path.is_file():
+        return path
+    copy = locations.home() / "sweeps" / spec.sweep_key[:12] / path.name
+    if not copy.is_file():
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(spec.source, encoding="utf-8")
+    return copy
