@@ -1,196 +1,190 @@
-"""``mlops-magics demo`` / ``make demo``: the training notebook as tracked MLflow runs.
+"""``make demo``: the whole loop on the embedded default store, in a few minutes.
 
-Executes ``notebooks/train.ipynb`` in a real kernel with papermill, once per value of
-``C``, then reads back from MLflow what those executions recorded and prints it.
+1. a sweep of ``notebooks/train.ipynb`` over ``C`` (jobs on a local Dask cluster);
+2. the best run's model promoted to ``champion``;
+3. a ``monitor`` schedule (``notebooks/monitor.ipynb``) run once on a clean batch and once on a
+   drifted one (its ``shift`` parameter: the ten ``mean ...`` features times ``1 + shift``);
+4. the drift alert triggering the ``retrain`` schedule exactly once, and the retrained model
+   promoted if it beats the champion;
+5. ``demo-output/``: executed notebooks (and their HTML), drift and F1-history charts as PNG and
+   SVG, and an ``index.html`` tying them together; then a closing summary table.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+import html
+import json
+import shutil
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Callable
 
-from .errors import MlopsError
+from . import locations, naming
 
-DEFAULT_PARAMETERS: tuple[dict[str, object], ...] = ({"C": 0.1}, {"C": 1.0}, {"C": 10.0})
-_DIGEST_CHARS = 8
-
-
-class DemoError(MlopsError):
-    """The demo could not run (notebook missing, a cell failed, nothing recorded)."""
-
-
-def demo_notebook() -> Path:
-    """``notebooks/train.ipynb`` of the source tree (or of the working directory)."""
-    for root in (Path(__file__).resolve().parents[1], Path.cwd()):
-        path = root / "notebooks" / "train.ipynb"
-        if path.is_file():
-            return path
-    raise DemoError("notebooks/train.ipynb not found: the demo runs from a clone of the "
-                    "mlops-magics repository (make demo)")
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = "breast-cancer"
+EXPERIMENT = "mlops-magics-demo"
+GRID = {"C": ["0.01", "0.1", "1.0", "10.0"]}
+DRIFT_SHIFT = 0.5
 
 
-def run_demo(output_dir: str | os.PathLike = "demo-output", *,
-             parameters: Sequence[Mapping[str, object]] = DEFAULT_PARAMETERS,
-             echo: Callable[[str], object] = print, progress: bool = True) -> list:
-    """Execute the training notebook once per entry of ``parameters`` and print its runs.
-
-    Parameters
-    ----------
-    output_dir
-        Folder for the executed copies (``train-C0.1.ipynb``, ...), created if missing.
-    parameters
-        One mapping of papermill parameters per execution.
-    echo
-        Where the report goes, one line per call.
-    progress
-        Show papermill's progress bar over the cells.
-
-    Returns
-    -------
-    list of mlflow.entities.Run
-        The tracked cell runs recorded, in execution order.
-
-    The kernel runs in the working directory and records into the same store as
-    ``%%track`` would there: ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db``.
-    """
-    from . import locations
-
-    notebook = demo_notebook()
-    out_dir = Path(output_dir).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    uri, experiment = locations.tracking_uri(), locations.experiment_name()
-    echo(f"Running {_rel(notebook)} {len(parameters)} times; runs go to experiment "
-         f"{experiment!r} at {locations.display_uri(uri)}")
-    recorded: list[tuple[str, list]] = []
-    for i, params in enumerate(parameters, 1):
-        label = " ".join(f"{k}={v}" for k, v in params.items()) or "defaults"
-        output = out_dir / f"train-{_slug(params)}.ipynb"
-        echo(f"[{i}/{len(parameters)}] {label} -> {_rel(output)}")
-        since = _now_ms()
-        _execute(notebook, output, params, uri=uri, progress=progress, desc=label)
-        recorded.append((label, _recorded_runs(uri, experiment, notebook, since)))
-    runs = [r for _, group in recorded for r in group]
-    if not runs:
-        raise DemoError(f"the notebook ran but no tracked runs reached {locations.display_uri(uri)}; "
-                        f"see the last cell of the notebooks in {_rel(out_dir)}")
-    echo("")
-    echo(repr(_table(recorded)))
-    echo("data: name and fingerprint (-> written by the cell, else read); equal digests, identical content")
-    echo("")
-    echo(f"{len(runs)} tracked runs recorded. Look further:")
-    for what, why in ((_ui_command(notebook), "the MLflow UI on this store, at http://127.0.0.1:5000"),
-                      ("mlops-magics runs", "the latest tracked runs, from the command line"),
-                      (f"{_rel(out_dir)}/", "the executed notebooks, with each run's summary under its cell")):
-        echo(f"  {what:<22} {why}")
-    return runs
+class DemoError(Exception):
+    """The demo could not go on; the message says why."""
 
 
-def _ui_command(notebook: Path) -> str:
-    """``make ui`` where the Makefile's store is this one, else the command that resolves it."""
-    from . import locations
+def run_demo(output_dir: str | Path = "demo-output", *, echo: Callable[[str], None] = print,
+             workers: int = 2) -> dict:
+    """Run the loop; returns what it did (run ids, promotions, alerts) for tests and the summary."""
+    import os
 
-    default = not os.environ.get(locations.TRACKING_URI_ENV, "").strip()
-    return "make ui" if default and Path.cwd().resolve() == notebook.parents[1] else "mlops-magics ui"
-
-
-def _execute(notebook: Path, output: Path, params: Mapping[str, object], *, uri: str,
-             progress: bool, desc: str) -> None:
-    import papermill as pm
-
-    env = {"MLOPS_MAGICS_NOTEBOOK": str(notebook), "MLFLOW_TRACKING_URI": uri}
-    try:
-        with _environment(env):  # the kernel inherits this process's environment
-            pm.execute_notebook(
-                str(notebook), str(output), parameters=dict(params), kernel_name="python3",
-                cwd=str(Path.cwd()), progress_bar={"desc": desc} if progress else False,
-                # the kernel's start-up chatter would break the progress bar; errors still show
-                extra_arguments=["--IPKernelApp.log_level=ERROR"],
-            )
-    except pm.PapermillExecutionError as exc:
-        raise DemoError(f"{_rel(notebook)} failed in cell {exc.exec_count} with {exc.ename}: {exc.evalue} "
-                        f"(executed copy: {_rel(output)})") from None
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # the demo prints its own story
+    out = Path(output_dir).resolve()
+    shutil.rmtree(out, ignore_errors=True)
+    (out / "notebooks").mkdir(parents=True)
+    train, monitor = ROOT / "notebooks" / "train.ipynb", ROOT / "notebooks" / "monitor.ipynb"
+    if not train.is_file() or not monitor.is_file():
+        raise DemoError(f"the demo notebooks are missing under {ROOT / 'notebooks'}")
+    echo(f"MLflow store: {locations.display_uri(locations.tracking_uri())}, experiment {EXPERIMENT!r}")
+    done: dict = {"steps": []}
+    best = _sweep(train, done, echo, workers)
+    _promote(best, "sweep winner", done, echo)
+    _schedules(train, monitor, done, echo)
+    _collect(out, done, echo)
+    _summary(done, echo)
+    echo(f"\nopen {out / 'index.html'} for the charts and executed notebooks;"
+         "\n`make lab` opens JupyterLab on notebooks/ and `make ui` the MLflow UI, on this same store.")
+    return done
 
 
-@contextlib.contextmanager
-def _environment(values: Mapping[str, str]) -> Iterator[None]:
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+def _sweep(train: Path, done: dict, echo, workers: int) -> str:
+    from .runner.sweep import run_sweep
+
+    echo(f"\n1. sweep: {train.name} over C = {', '.join(GRID['C'])} on a local Dask cluster of {workers} workers")
+    result = run_sweep(train, GRID, workers=workers, experiment=EXPERIMENT, metric="f1")
+    echo(repr(result.table()))
+    if result.best is None:
+        raise DemoError(f"no point of the sweep finished: {result.note}")
+    done["sweep"] = result
+    done["steps"].append(("sweep", f"{result.finished} of {len(result.points)} points finished",
+                          result.best.job.run_id))
+    return result.best.job.run_id
 
 
-def _recorded_runs(uri: str, experiment: str, notebook: Path, since_ms: int) -> list:
-    """Tracked cell runs of ``notebook`` started since ``since_ms``, oldest first."""
+def _promote(run_id: str, why: str, done: dict, echo):
+    from .models.promote import promote
+
+    p = promote(run_id, MODEL, metric="f1")
+    echo(f"   promote ({why}): {p!r}")
+    done["steps"].append(("promote", ("promoted" if p.promoted else "kept") + f" v{p.version}", run_id))
+    return p
+
+
+def _schedules(train: Path, monitor: Path, done: dict, echo) -> None:
+    from .schedules.due import run_due
+    from .schedules.manage import add_schedule
+    from .schedules.store import ScheduleStore
+
+    store = ScheduleStore()
+    for name in ("demo-monitor", "demo-retrain", "demo-monitor-drifted"):
+        if any(s.name == name for s in store.all()):
+            store.remove(name)
+    # Simulated time: tomorrow, from midnight; run-due at 08:00 sees the 06:00 and 07:00 slots.
+    midnight = (datetime.now(timezone.utc) + timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    common = {"experiment": EXPERIMENT, "store": store, "start": midnight, "timezone": "UTC"}
+    add_schedule("demo-retrain", train, "0 0 1 1 *", **common)  # yearly: it runs when an alert triggers it
+    add_schedule("demo-monitor", monitor, "0 6 * * *", parameters=[("shift", "0.0")], on_alert="demo-retrain",
+                 **common)
+    add_schedule("demo-monitor-drifted", monitor, "0 7 * * *", parameters=[("shift", str(DRIFT_SHIFT))],
+                 on_alert="demo-retrain", **common)
+    day = midnight.replace(hour=8)
+    echo(f"\n2. schedules: monitor a clean batch (06:00) and a drifted one (07:00, shift {DRIFT_SHIFT:+.0%}),"
+         f" both with --on-alert demo-retrain; `run-due --at {day.isoformat()}` simulates the day")
+    outcomes = run_due(day, store=store)
+    for o in outcomes:
+        echo(f"   {o.line()}")
+    done["outcomes"] = outcomes
+    for o in outcomes:
+        done["steps"].append((o.schedule, o.state + (f", alert {o.alert}" if o.alert else ""), o.run_id))
+    retrained = [o for o in outcomes if o.schedule == "demo-retrain" and o.state == "finished" and o.run_id]
+    if len(retrained) != 1:
+        raise DemoError(f"expected one triggered retrain, got {len(retrained)}: "
+                        + "; ".join(o.line() for o in outcomes))
+    _promote(retrained[0].run_id, "retrained after the drift alert", done, echo)
+
+
+def _collect(out: Path, done: dict, echo) -> None:
+    """Executed notebooks, charts as PNG and SVG, and index.html."""
     from mlflow import MlflowClient
 
-    from . import naming
-
-    client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name(experiment)
-    if exp is None:
-        return []
-    found = client.search_runs(
-        [exp.experiment_id],
-        f"tags.`{naming.KIND}` = '{naming.KIND_CELL}' and attributes.start_time >= {since_ms}",
-        order_by=["attributes.start_time ASC"], max_results=1000)
-    return [r for r in found if r.data.tags.get(naming.NOTEBOOK) == str(notebook)]
+    client = MlflowClient(tracking_uri=locations.tracking_uri())
+    notebooks = []
+    for step, _, run_id in done["steps"]:
+        if run_id and step != "promote":
+            notebooks += _download(client, run_id, out / "notebooks", step)
+    charts = _charts(client, out, done)
+    (out / "index.html").write_text(_index(done, notebooks, charts), encoding="utf-8")
+    echo(f"\n3. demo-output: {len(notebooks)} executed notebooks, {len(charts)} charts (PNG and SVG), index.html")
 
 
-def _table(recorded: list[tuple[str, list]]):
+def _download(client, run_id: str, folder: Path, step: str) -> list[tuple[str, str]]:
+    found = []
+    for artifact, suffix in ((naming.ARTIFACT_JOB_NOTEBOOK, ".ipynb"), (naming.ARTIFACT_JOB_HTML, ".html")):
+        try:
+            local = client.download_artifacts(run_id, artifact, str(folder / run_id))
+        except Exception:
+            continue
+        target = folder / f"{step}-{run_id[:8]}{suffix}"
+        shutil.move(local, target)
+        found.append((step, target.name))
+    shutil.rmtree(folder / run_id, ignore_errors=True)
+    return found
+
+
+def _charts(client, out: Path, done: dict) -> list[str]:
+    import pandas as pd
+    import vl_convert as vlc
+
+    from .widgets import charts
+    from .widgets._runs import champions, load_runs
+
+    made = []
+    drifted = next((o for o in done["outcomes"] if o.schedule == "demo-monitor-drifted" and o.run_id), None)
+    if drifted is not None:
+        report = json.loads(Path(client.download_artifacts(drifted.run_id, naming.ARTIFACT_DRIFT)).read_text())
+        table = pd.DataFrame(report["rows"]).fillna(value=pd.NA)
+        chart = charts.drift_scores(table, title=f"drift of the batch shifted by {DRIFT_SHIFT:+.0%}: {report['verdict']}")
+        made += _save(vlc, chart, out / "drift")
+    exp = client.get_experiment_by_name(EXPERIMENT)
+    runs = load_runs(client, exp.experiment_id)
+    runs["champion"] = runs["run_id"].map(champions(client, runs["run_id"])).fillna("")
+    made += _save(vlc, charts.metric_history(runs, "f1", title="F1 of every tracked run"), out / "f1-history")
+    return made
+
+
+def _save(vlc, chart, stem: Path) -> list[str]:
+    spec = chart.to_dict()
+    stem.with_suffix(".svg").write_text(vlc.vegalite_to_svg(spec), encoding="utf-8")
+    stem.with_suffix(".png").write_bytes(vlc.vegalite_to_png(spec, scale=2))
+    return [stem.name]
+
+
+def _index(done: dict, notebooks: list[tuple[str, str]], charts: list[str]) -> str:
+    rows = "".join(f"<tr><td>{html.escape(step)}</td><td>{html.escape(what)}</td><td><code>{html.escape(run or '')}"
+                   "</code></td></tr>" for step, what, run in done["steps"])
+    figs = "".join(f'<figure><img src="{c}.svg" alt="{c}"><figcaption>{c} '
+                   f'(<a href="{c}.png">PNG</a>, <a href="{c}.svg">SVG</a>)</figcaption></figure>' for c in charts)
+    links = "".join(f'<li><a href="notebooks/{html.escape(name)}">{html.escape(step)}: {html.escape(name)}</a></li>'
+                    for step, name in notebooks)
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>mlops-magics demo</title>"
+            "<style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}td,th{padding:2px 10px;"
+            "text-align:left}figure{display:inline-block;margin:1em}</style></head><body>"
+            "<h1>mlops-magics demo</h1><p>A sweep, a promotion, a drifted batch, the alert, the retrain.</p>"
+            f"<h2>What happened</h2><table><tr><th>step</th><th>outcome</th><th>MLflow run</th></tr>{rows}</table>"
+            f"<h2>Charts</h2>{figs}<h2>Executed notebooks</h2><ul>{links}</ul></body></html>")
+
+
+def _summary(done: dict, echo) -> None:
     from .display import Table
 
-    rows = []
-    for label, group in recorded:
-        for run in group:
-            rows.append([label, run.info.run_name or "", run.info.status, run.info.run_id[:_DIGEST_CHARS],
-                         _params(run), _metrics(run), _datasets(run)])
-    return Table(["execution", "cell run", "status", "run id", "params", "metrics", "data (digest)"],
-                 rows, caption="Tracked runs recorded by the demo")
-
-
-def _params(run) -> str:
-    return " ".join(f"{k}={v}" for k, v in sorted(run.data.params.items()))
-
-
-def _metrics(run) -> str:
-    shown = {k: v for k, v in run.data.metrics.items() if not k.startswith("system.")}
-    return " ".join(f"{k}={v:.4f}" if isinstance(v, float) and not v.is_integer() else f"{k}={v:g}"
-                    for k, v in sorted(shown.items()))
-
-
-def _datasets(run) -> str:
-    from . import naming
-
-    items = []
-    for di in run.inputs.dataset_inputs if run.inputs else []:
-        context = {t.key: t.value for t in di.tags}.get(naming.DATASET_CONTEXT_TAG)
-        arrow = "->" if context == naming.CONTEXT_OUTPUT else ""
-        digest = di.dataset.digest.split(":", 1)[-1]  # without the algorithm prefix
-        items.append(f"{arrow}{di.dataset.name} {digest[:_DIGEST_CHARS]}")
-    return ", ".join(items)
-
-
-def _slug(params: Mapping[str, object]) -> str:
-    text = "-".join(f"{k}{v}" for k, v in params.items()) or "defaults"
-    return "".join(c if c.isalnum() or c in ".-_" else "_" for c in text)
-
-
-def _rel(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
-def _now_ms() -> int:
-    import time
-
-    return int(time.time() * 1000) - 1  # cell runs start after this, on the same clock
+    echo("\n" + repr(Table(["step", "outcome", "MLflow run"], [[s, w, r or ""] for s, w, r in done["steps"]],
+                           caption="demo summary")))

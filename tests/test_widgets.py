@@ -425,8 +425,8 @@ def test_drift_magic_shows_the_widget_with_its_fallback(ip):
     run(ip, "%drift ref cur --method psi --threshold 0.2 --features age,city")
 
     data = last_bundle(ip, WIDGET_VIEW)
-    assert "2 features" not in data["text/plain"] or True
-    assert "features drifted" in data["text/plain"] and data["image/svg+xml"].startswith("<svg")
+    assert "of 2 features drifted" in data["text/plain"]  # --features age,city
+    assert data["image/svg+xml"].startswith("<svg")
     assert "psi" in data["image/svg+xml"]
 
 
@@ -443,6 +443,10 @@ def test_history_magic_and_ipython_history_side_by_side(ip, client, capsys):
     run(ip, "%history --experiment churn --metric f1 --threshold 0.8")
     data = last_bundle(ip, WIDGET_VIEW)
     assert "f1 of 5 runs in experiment 'churn'" in data["text/plain"]
+
+    run(ip, "%config TrackMagics.experiment = 'churn'")
+    run(ip, "%history --metric accuracy")  # the experiment %%track uses
+    assert "accuracy of 5 runs in experiment 'churn'" in last_bundle(ip, WIDGET_VIEW)["text/plain"]
 
     run(ip, "x = 1")
     run(ip, "%history -n")  # IPython's own options still reach IPython's %history

@@ -57,7 +57,8 @@ class MonitorMagics(Magics):
 
     @no_var_expand
     @magic_arguments()
-    @argument("--experiment", "-e", help="MLflow experiment (default: $MLFLOW_EXPERIMENT_NAME or Default).")
+    @argument("--experiment", "-e",
+              help="MLflow experiment (default: TrackMagics.experiment, $MLFLOW_EXPERIMENT_NAME or Default).")
     @argument("--metric", "-m", default="f1", help="The metric to plot (default f1).")
     @argument("--threshold", "-t", type=float, help="Draw this threshold rule; runs on the wrong side are red.")
     @line_magic
@@ -81,7 +82,10 @@ class MonitorMagics(Magics):
             raise MissingDependency(f"%history needs {', '.join(missing())}: pip install 'mlops-magics[widgets]'")
         from ..widgets import HistoryWidget
 
-        self._publish(HistoryWidget(args.experiment, args.metric, threshold=args.threshold))
+        track = self.shell.magics_manager.registry.get("TrackMagics")  # %config TrackMagics.experiment
+        experiment = args.experiment or getattr(track, "experiment", "") or None
+        uri = getattr(track, "tracking_uri", "") or None
+        self._publish(HistoryWidget(experiment, args.metric, threshold=args.threshold, tracking_uri=uri))
 
     # -- helpers -----------------------------------------------------------------------------
     def _parse(self, magic, name: str, line: str):

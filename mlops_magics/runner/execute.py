@@ -58,7 +58,8 @@ def kernel_env(*, job_key: str, uri: str, experiment: str, notebook: Path) -> di
     """The environment of a job's kernel: where to record, and which run is the job's."""
     return {**os.environ, locations.TRACKING_URI_ENV: uri, locations.EXPERIMENT_ENV: experiment,
             locations.HOME_ENV: str(locations.home().resolve()), locations.JOB_RUN_ENV: job_key,
-            "MLOPS_MAGICS_NOTEBOOK": str(notebook), "PYTHONUNBUFFERED": "1"}
+            "MLOPS_MAGICS_NOTEBOOK": str(notebook), "PYTHONUNBUFFERED": "1",
+            "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}  # no download bars in the executed notebook
 
 
 def start_kernel(kernel_name: str, env: dict[str, str], cwd: str | None = None):
@@ -67,7 +68,9 @@ def start_kernel(kernel_name: str, env: dict[str, str], cwd: str | None = None):
     from jupyter_core.utils import run_sync
 
     km = AsyncKernelManager(kernel_name=kernel_name)
-    run_sync(km.start_kernel)(env=env, cwd=cwd or os.getcwd())
+    # The kernel's own start-up warnings (e.g. "running over TCP without encryption" on
+    # 127.0.0.1) would be printed into the terminal of every job.
+    run_sync(km.start_kernel)(env=env, cwd=cwd or os.getcwd(), extra_arguments=["--IPKernelApp.log_level=ERROR"])
     return km
 
 

@@ -147,13 +147,13 @@ class DriftWidget(widgets.VBox):
 
 
 def histogram(report, feature: str):
-    """``report.histogram(feature)`` with numeric bucket edges when the buckets are ranges."""
+    """``report.histogram(feature)`` with ``lo``/``hi`` from ``report.edges(feature)`` when
+    the buckets are numeric ranges; None when the feature has no buckets."""
     try:
         hist = report.histogram(feature)
     except Exception:  # no buckets: not compared (empty, new, unsupported)
         return None
-    buckets = getattr(report, "_buckets", {}).get(feature)  # edges are not public yet
-    return charts.bucket_edges(hist, getattr(buckets, "edges", None))
+    return charts.bucket_edges(hist, report.edges(feature))
 
 
 def feature_from_selection(selections: dict) -> str | None:
