@@ -117,18 +117,3 @@ def test_ui_starts_mlflow_ui_on_the_resolved_store(monkeypatch, tracking_uri):
     assert "http://127.0.0.1:5123" in result.stdout
 
 
-@pytest.mark.kernel
-def test_demo_runs_the_training_notebook_and_reports_its_runs(tmp_path):
-    from mlops_magics.demo import run_demo
-
-    lines: list[str] = []
-    runs = run_demo(tmp_path / "demo-output", parameters=[{"C": 0.2}], echo=lines.append, progress=False)
-
-    assert (tmp_path / "demo-output" / "train-C0.2.ipynb").is_file()
-    assert [r.info.run_name for r in runs] == ["prepare", "train", "evaluate"]
-    assert {r.info.status for r in runs} == {"FINISHED"}
-    report = "\n".join(lines)
-    [evaluate] = [line for line in report.splitlines() if " evaluate " in line]
-    assert "C=0.2" in evaluate and "f1=" in evaluate and "accuracy=" in evaluate
-    assert "X_test " in evaluate  # the data it read, with a short digest
-    assert lines[-3].split()[:2] == ["mlops-magics", "ui"]  # not `make ui`: the store is not the repo's
