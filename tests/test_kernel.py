@@ -87,6 +87,9 @@ def execute_isolated(name: str, tmp_path_factory, empty_store):
             execute(name, tmp)
         except CellExecutionError as exc:
             error = exc
+        from mlops_magics.journal.sync import sync
+
+        sync(timeout=60)  # what the kernel had no time to deliver as it stopped (a user: `mlops-magics sync`)
     client = MlflowClient(tracking_uri=uri)
     return execute.last, error, client, cell_runs(client)
 

@@ -66,8 +66,11 @@ def run_profile(uri: str) -> Profile:
         raise SourceError(f"expected runs:/<run_id>/<data name>, got {uri!r}")
     path = name if name.startswith("mlops/") and name.endswith(".json") else naming.artifact_profile(name)
     client = _client()
+    import os
     import tempfile
 
+    # One small JSON file: MLflow's download progress bar would only clutter the cell.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     with tempfile.TemporaryDirectory() as tmp:
         try:
             local = client.download_artifacts(run_id, path, tmp)

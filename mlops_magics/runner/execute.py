@@ -191,7 +191,8 @@ def _execute(notebook, out, overrides, kernel_name, km, timeout, progress, recor
     try:
         pm.execute_notebook(str(notebook), out, parameters=overrides, kernel_name=kernel_name, km=km,
                             progress_bar=progress, execution_timeout=_whole_seconds(timeout), cwd=cwd,
-                            on_cell_start=on_cell_start, on_notebook_start=on_notebook_start)
+                            on_cell_start=on_cell_start, on_notebook_start=on_notebook_start,
+                            store_widget_state=False)  # so HTML exports show the widgets' static images
         return None
     except Exception as exc:
         return classify(exc, current["index"])
