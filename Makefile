@@ -54,11 +54,11 @@ bench: $(STAMP)
 	$(PY) bench/sweep.py
 
 lab: $(STAMP)
-	$(PY) -m pip install --quiet jupyterlab
-	$(VENV)/bin/jupyter lab notebooks/
+	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/mlflow.db MLOPS_MAGICS_HOME=$(CURDIR)/.mlops_magics \
+	  $(VENV)/bin/jupyter lab --notebook-dir=notebooks $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 ui: $(STAMP)
-	$(VENV)/bin/mlops-magics ui
+	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/mlflow.db $(VENV)/bin/mlops-magics ui
 
 clean:
 	rm -rf $(VENV) demo-output mlflow.db mlruns mlartifacts .mlops_magics .pytest_cache
