@@ -49,6 +49,7 @@ class Delivery:
         self._last_error: str | None = None
         self._next_try = 0.0
         self._callbacks: list = []
+        self._seen_wake = time.time()
 
     # -- producer side -------------------------------------------------------------
     def submit(self, ops: list[records.Op]) -> None:
@@ -121,10 +122,15 @@ class Delivery:
 
     # -- worker side ---------------------------------------------------------------
     def _sleep(self, seconds: float) -> bool:
-        """Wait ``seconds`` unless woken by flush/stop; False when stopping."""
+        """Wait ``seconds`` unless woken by flush/stop (here, or another process through
+        the journal); False when stopping."""
+        deadline = time.monotonic() + seconds
         with self._cond:
-            if not self._wake and not self._stopping:
-                self._cond.wait(seconds)
+            while not self._wake and not self._stopping and time.monotonic() < deadline:
+                self._cond.wait(min(0.25, max(0.0, deadline - time.monotonic())))
+                if self.journal.woken_at(self.uri) > self._seen_wake:
+                    self._seen_wake = self.journal.woken_at(self.uri)
+                    break
             self._wake = False
             return not self._stopping
 
@@ -206,3 +212,64 @@ class Delivery:
                 with self._cond:
                     self._delivered += 1
             self.journal.progress(batch, i + 1)
+
+
+class ProcessDelivery(Delivery):
+    """Delivery from a separate process: what a kernel uses.
+
+    Importing mlflow in a thread of the user's kernel puts half-imported modules (pandas,
+    polars, ...) in ``sys.modules`` while the user's code runs, and libraries that probe
+    ``sys.modules`` (scikit-learn does) then fail. So the kernel only writes the journal;
+    a small process (``python -m mlops_magics.journal.deliverd``) holds the URI's lease and
+    delivers, and goes on after the kernel exits until the journal is empty.
+    """
+
+    def __init__(self, tracking_uri: str, journal: Journal, owner: str | None = None) -> None:
+        super().__init__(tracking_uri, journal, owner)
+        self._process = None
+
+    def start(self) -> None:
+        import os
+        import subprocess
+        import sys
+
+        with self._cond:
+            if self._stopping or (self._process is not None and self._process.poll() is None):
+                return
+            if self.journal.lease_holder(self.uri) is not None:
+                return  # another live process (a sweep's parent, a delivery process) delivers this URI
+            env = {**os.environ, "MLOPS_MAGICS_DELIVER_URI": self.uri}  # not on the command line
+            log_path = self.journal.path.with_name("deliver.log")
+            fd = os.open(log_path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "mlops_magics.journal.deliverd", str(self.journal.path), str(os.getpid())],
+                env=env, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, start_new_session=True)
+            os.close(fd)
+
+    def flush(self, timeout: float = 30.0, everyone: bool = False) -> int:
+        deadline = time.monotonic() + max(0.0, timeout)
+        self.journal.wake(self.uri)
+        checked = 0.0
+        while True:
+            if time.monotonic() - checked > 1.0:  # (re)start delivery if nobody delivers
+                self.start()
+                checked = time.monotonic()
+            left = self.pending(everyone)
+            if left == 0 or time.monotonic() >= deadline:
+                return left
+            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+
+    def status(self) -> DeliveryStatus:
+        pending = self.pending()
+        return DeliveryStatus(uri=self.uri, pending=pending, delivered=0, rejected=len(self.journal.rejected(self.uri)),
+                              last_error=self.journal.last_error(self.uri) if pending else None,
+                              rejected_errors=self.journal.rejected(self.uri))
+
+    def close(self, timeout: float = 10.0) -> int:
+        """Wait up to ``timeout`` for own records; the delivery process finishes the rest."""
+        if self.journal.last_error(self.uri):
+            timeout = min(timeout, 1.0)
+        left = self.flush(timeout) if self._process is not None else self.pending(everyone=False)
+        with self._cond:
+            self._stopping = True
+        return left

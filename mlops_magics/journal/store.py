@@ -46,6 +46,9 @@ CREATE TABLE IF NOT EXISTS open_runs (
 CREATE TABLE IF NOT EXISTS leases (
     uri TEXT PRIMARY KEY, owner TEXT NOT NULL, until REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS wakeups (
+    uri TEXT PRIMARY KEY, at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rejected (
     id INTEGER PRIMARY KEY AUTOINCREMENT, uri TEXT, op TEXT, error TEXT, at REAL
 );
@@ -176,6 +179,13 @@ class Journal:
             raise
         return free
 
+    def lease_holder(self, uri: str) -> str | None:
+        """The live owner of ``uri``'s delivery lease, if any."""
+        row = self._conn().execute("SELECT owner, until FROM leases WHERE uri = ?", (journal_uri(uri),)).fetchone()
+        if row is None or row[1] < time.time() or not owner_alive(row[0]):
+            return None
+        return row[0]
+
     def release(self, uri: str, owner: str) -> None:
         self._write("DELETE FROM leases WHERE uri = ? AND owner = ?", (journal_uri(uri), owner))
 
@@ -200,6 +210,14 @@ class Journal:
     def reject(self, uri: str, op: Op, error: str) -> None:
         self._write("INSERT INTO rejected (uri, op, error, at) VALUES (?, ?, ?, ?)",
                     (journal_uri(uri), op["op"], error, time.time()))
+
+    def wake(self, uri: str) -> None:
+        """Ask whoever delivers ``uri`` (maybe another process) to retry now, skipping backoff."""
+        self._write("INSERT OR REPLACE INTO wakeups VALUES (?, ?)", (journal_uri(uri), time.time()))
+
+    def woken_at(self, uri: str) -> float:
+        row = self._conn().execute("SELECT at FROM wakeups WHERE uri = ?", (journal_uri(uri),)).fetchone()
+        return row[0] if row else 0.0
 
     def run_id(self, uri: str, key: str) -> str | None:
         row = self._conn().execute("SELECT run_id FROM runs WHERE uri = ? AND key = ?",

@@ -33,7 +33,7 @@ def status(magics, words: list[str]) -> Table:
             ["tracked cells", len(session.history)]]
     for st in session.statuses():
         where = locations.display_uri(st.uri)
-        line = f"{st.pending} pending, {st.delivered} delivered"
+        line = f"{st.pending} pending" + (f", {st.delivered} delivered" if st.delivered else "")
         if st.rejected:
             line += f", {st.rejected} rejected ({st.rejected_errors[-1]})"
         if st.last_error:

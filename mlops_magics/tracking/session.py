@@ -141,9 +141,9 @@ class TrackingSession:
         journal = self.journal()
         with self._lock:
             if uri not in self._deliveries:
-                from ..journal.flusher import Delivery
+                from ..journal.flusher import ProcessDelivery
 
-                d = Delivery(uri, journal)
+                d = ProcessDelivery(uri, journal)  # never import mlflow inside the user's kernel
                 d.on_delivered(self._note_delivered)
                 self._deliveries[uri] = d
             return self._deliveries[uri]
