@@ -182,3 +182,22 @@ def test_journal_holds_no_credentials(tmp_path):
     raw = (tmp_path / "j.db").read_bytes() + (tmp_path / "j.db-wal").read_bytes()
     assert b"s3cret" not in raw and b"alice" not in raw
     assert json.dumps(journal.uris()) == '["http://127.0.0.1:5000"]'
+
+
+def test_the_users_process_never_imports_mlflow(tmp_path, tracking_uri, client):
+    """Delivery runs in its own process: importing mlflow in a thread of the kernel left
+    half-imported modules (polars) in sys.modules, and scikit-learn's probes of them failed."""
+    script = textwrap.dedent("""
+        import sys
+        from IPython.core.interactiveshell import InteractiveShell
+        ip = InteractiveShell.instance()
+        ip.run_line_magic("load_ext", "mlops_magics")
+        assert ip.run_cell("%%track\\nimport numpy as np\\nx = np.arange(10.0)\\nm = float(x.mean())", store_history=True).success
+        import mlops_magics as mm
+        print("left", mm.flush(120))
+        print("mlflow imported:", "mlflow" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "left 0" in out.stdout and "mlflow imported: False" in out.stdout
+    assert cell_runs(client)[0].data.metrics["m"] == 4.5
