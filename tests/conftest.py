@@ -98,3 +98,18 @@ def cell_runs(client, experiment="Default"):
     assert exp is not None, f"experiment {experiment!r} missing"
     found = client.search_runs([exp.experiment_id], "tags.`mlops.kind` = 'cell'", order_by=["start_time ASC"])
     return list(found)
+
+
+_REAL_PROCESSES = ("test_journal.py", "test_team_mode.py", "test_browser.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that drive real kernels, servers and browsers get one re-run.
+
+    They run real processes on a shared 2-core machine, where a neighbour's load can
+    stretch a start-up past a timeout. A re-run shows in the summary ("R" and
+    "rerun"), so a test that only passes the second time stays visible.
+    """
+    for item in items:
+        if item.get_closest_marker("kernel") or item.fspath.basename in _REAL_PROCESSES:
+            item.add_marker(pytest.mark.flaky(reruns=1, reruns_delay=2))
