@@ -97,8 +97,11 @@ class Journal:
         self.path = Path(path)
         self._local = threading.local()
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
-        os.close(fd)
+        if not self.path.exists():
+            # Create it 0600 before SQLite does. Only when new: closing any descriptor of a
+            # database file drops every POSIX lock this process holds on it, including
+            # those of open SQLite connections ("disk I/O error" follows).
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
         os.chmod(self.path, 0o600)
         with self._conn() as db:
             db.executescript(_SCHEMA)

@@ -109,7 +109,7 @@ def run_slot(store: ScheduleStore, s: Schedule, slot: Slot, trigger: str | None 
         detail = _join(slot.detail, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
         store.finish(slot.id, FAILED, detail=detail)
         out = Outcome(s.name, FAILED, when, detail=detail, triggered_by=trigger)
-        log.debug(out.line())
+        log.warning(out.line(), exc_info=True)
         return out
     except BaseException as exc:  # SIGTERM, Ctrl-C: record it, then stop
         store.finish(slot.id, FAILED, detail=_join(slot.detail, f"interrupted ({type(exc).__name__})"))
