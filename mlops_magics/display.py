@@ -68,8 +68,6 @@ class CellSummary:
     def lines(self) -> list[tuple[str, str]]:
         r, prev = self.run, self.run.previous
         head = f"{r.name} · {r.status} · experiment {r.experiment} · key {r.key[:8]}"
-        if r.run_id:
-            head += f" · run {r.run_id}"
         if r.error:
             head += f" · {r.error}"
         out = [("run", head)]

@@ -92,6 +92,24 @@ def last_bundle(shell, mime="text/plain"):
     raise AssertionError(f"nothing displayed with {mime}")
 
 
+def invoke(*argv: str):
+    """Run the ``mlops-magics`` command line in-process."""
+    from click.testing import CliRunner
+
+    from mlops_magics.cli import cli
+
+    return CliRunner().invoke(cli, list(argv), prog_name="mlops-magics")
+
+
+def one_line_error(result) -> str:
+    """The error a user sees: exactly one line on stderr, nothing on stdout."""
+    assert result.exit_code != 0
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
 def cell_runs(client, experiment="Default"):
     """Tracked cell runs of an experiment, oldest first."""
     exp = client.get_experiment_by_name(experiment)

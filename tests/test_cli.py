@@ -5,23 +5,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from click.testing import CliRunner
-from conftest import cell_runs, last_bundle, run
+from conftest import cell_runs, invoke, last_bundle, one_line_error, run
 
-from mlops_magics.cli import cli
-
-
-def invoke(*argv: str):
-    return CliRunner().invoke(cli, list(argv), prog_name="mlops-magics")
-
-
-def one_line_error(result) -> str:
-    """The error a user sees: exactly one line on stderr, nothing on stdout."""
-    assert result.exit_code != 0
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 def test_runs_lists_a_tracked_cell(ip, client, tracking_uri):

@@ -7,23 +7,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 import mlops_magics as mm
 from mlops_magics import naming
-from mlops_magics.cli import cli
-
-
-def invoke(*argv: str):
-    return CliRunner().invoke(cli, list(argv), prog_name="mlops-magics")
-
-
-def one_line_error(result) -> str:
-    assert result.exit_code != 0
-    assert result.stdout == ""
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
+from conftest import invoke, one_line_error
 
 
 @pytest.fixture

@@ -48,7 +48,6 @@ class Delivery:
         self._delivered = self._rejected = 0
         self._last_error: str | None = None
         self._next_try = 0.0
-        self._callbacks: list = []
         self._seen_wake = time.time()
 
     # -- producer side -------------------------------------------------------------
@@ -71,10 +70,6 @@ class Delivery:
     def run_id(self, key: str) -> str | None:
         """MLflow's run id for a client key, once delivered."""
         return self.journal.run_id(self.uri, key)
-
-    def on_delivered(self, callback) -> None:
-        """Call ``callback(ops)`` in the worker thread after each delivered batch."""
-        self._callbacks.append(callback)
 
     def flush(self, timeout: float = 30.0, everyone: bool = False) -> int:
         """Deliver now, waiting up to ``timeout`` s; return records still pending (own, or all)."""
@@ -166,11 +161,6 @@ class Delivery:
             with self._cond:
                 self._last_error = None
                 self._cond.notify_all()
-            for cb in list(self._callbacks):
-                try:
-                    cb(batch.ops)
-                except Exception:  # a display callback must never stop delivery
-                    log.debug("delivery callback failed", exc_info=True)
 
     def _next(self) -> Batch | None:
         if self.journal.pending(self.uri) == 0 and self.end_orphans() == 0:

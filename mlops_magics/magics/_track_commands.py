@@ -67,7 +67,7 @@ def runs(magics, words: list[str]) -> Table | Message:
         return Message("no tracked runs yet in this session: put %%track on a cell")
     rows = []
     for r in recent:
-        run_id = r.run_id or session.delivery(r.uri).run_id(r.key) or "(pending)"
+        run_id = session.delivery(r.uri).run_id(r.key) or "(pending)"
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in list(r.metrics.items())[:4])
         rows.append([r.name, r.status, run_id, r.experiment, metrics])
     return Table(["run", "status", "run id", "experiment", "metrics"], rows,

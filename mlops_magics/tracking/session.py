@@ -44,7 +44,6 @@ class CellRun:
     step_points: int = 0
     alerts: list[str] = field(default_factory=list)
     previous: CellRun | None = None
-    run_id: str | None = None
 
 
 class TrackingSession:
@@ -144,7 +143,6 @@ class TrackingSession:
                 from ..journal.flusher import ProcessDelivery
 
                 d = ProcessDelivery(uri, journal)  # never import mlflow inside the user's kernel
-                d.on_delivered(self._note_delivered)
                 self._deliveries[uri] = d
             return self._deliveries[uri]
 
@@ -187,9 +185,6 @@ class TrackingSession:
                     best, best_ratio = run, ratio
         return best
 
-    def pending(self) -> dict[str, int]:
-        return {uri: d.pending() for uri, d in list(self._deliveries.items())}
-
     def statuses(self):
         return [d.status() for d in list(self._deliveries.values())]
 
@@ -229,11 +224,6 @@ class TrackingSession:
             self._journal.close()
         return left
 
-    def _note_delivered(self, batch: list[records.Op]) -> None:
-        keys = {op["key"] for op in batch}
-        for run in reversed(self.history[-50:]):
-            if run.run_id is None and run.key in keys:
-                run.run_id = self._journal.run_id(run.uri, run.key) if self._journal else None
 
 
 def _logged(fn, *args):
