@@ -127,3 +127,22 @@ def test_reproduce_refuses_a_changed_notebook(client, tmp_path):
     out = cli("reproduce", first.run_id)
     assert out.returncode == 1 and "changed since run" in out.stderr and "--use-current" in out.stderr
     assert cli("reproduce", first.run_id, "--use-current", "--no-progress").returncode == 0
+
+
+def test_a_running_job_shows_its_cell_in_mlflow(client):
+    """While a long cell runs, the job run's tag says which cell it is; quick cells are not told."""
+    import threading
+    import time
+
+    ended = {}
+    job = threading.Thread(target=lambda: ended.update(result=run_notebook(
+        NOTEBOOKS / "job_sleeps.ipynb", {"wait": 4}, progress=False)))
+    job.start()
+    seen, deadline = None, time.monotonic() + 90
+    while job.is_alive() and seen is None and time.monotonic() < deadline:
+        for run in client.search_runs(["0"], "tags.`mlops.kind` = 'job' and attributes.status = 'RUNNING'"):
+            seen = run.data.tags.get("mlops.job.cell") or seen
+        time.sleep(0.2)
+    job.join(120)
+    assert seen == "3/4 import time"  # after the parameters and the injected ones, too quick to be told
+    assert ended["result"].status == "FINISHED"

@@ -201,3 +201,25 @@ def test_the_users_process_never_imports_mlflow(tmp_path, tracking_uri, client):
     assert out.returncode == 0, out.stderr
     assert "left 0" in out.stdout and "mlflow imported: False" in out.stdout
     assert cell_runs(client)[0].data.metrics["m"] == 4.5
+
+
+def test_the_journal_keeps_each_runs_latest_metrics_as_mlflow_shows_them(tmp_path, tracking_uri, client):
+    """What a sweep ranks by, without loading mlflow: MLflow's latest value is the largest
+    (step, timestamp, value), whatever order the points came in."""
+    journal = Journal(tmp_path / "j.db")
+    key, t = records.new_key(), records.now_ms()
+    journal.append(tracking_uri, [
+        records.start(key, experiment="Default", name="r", start_ms=t, tags={"mlops.kind": "cell"}),
+        records.log(key, metrics=[("loss", 0.5, t, 3), ("loss", 0.9, t + 5, 1), ("acc", 0.7, t, 0)]),
+    ], owner="test:1:x")
+    journal.append(tracking_uri, [
+        records.log(key, metrics=[("loss", 0.7, t - 10, 3), ("acc", 0.6, t + 1, 0), ("f1", 0.2, t, 0)]),
+        records.log(key, metrics=[("f1", 0.1, t, 0)]),  # a tie on step and time: the larger value stays
+        records.end(key, status="FINISHED", end_ms=t + 20),
+    ], owner="test:1:x")
+    kept = journal.latest_metrics(tracking_uri, [key, "no-such-key"])
+    assert kept == {key: {"loss": 0.5, "acc": 0.6, "f1": 0.2}, "no-such-key": {}}
+    assert sync(journal_path=tmp_path / "j.db", timeout=60) == {tracking_uri: 0}
+    run, = client.search_runs(["0"], f"tags.`mlops.run_key` = '{key}'")
+    assert run.data.metrics == kept[key]
+    assert journal.latest_metrics(tracking_uri, [key]) == {key: kept[key]}  # delivered, still there to rank by

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -48,6 +49,45 @@ def test_a_grid_is_one_sweep_run_with_a_child_job_run_per_point(client):
     text = repr(result)
     assert "sorted by score" in text and text.splitlines()[3].startswith("*")
     assert not _kernels_left()
+
+
+def test_every_point_runs_in_a_fresh_kernel_of_its_own(client, tmp_path, monkeypatch):
+    """The kernels are forked from one process that has imported ipykernel: each point's is
+    new (its own process, random reseeded), works in the sweep's folder with the sweep's
+    environment (not what Dask sets for its workers), and one that dies fails only its point."""
+    shutil.copy(NOTEBOOKS / "sweep_kernel_facts.ipynb", tmp_path / "facts.ipynb")
+    (tmp_path / "helper.py").write_text("HELPER = 42\n")
+    monkeypatch.chdir(tmp_path)
+    since = time.time()
+    result = run_sweep(tmp_path / "facts.ipynb", {"x": [0, 1, 2, 3, 4, 5]}, workers=2, progress=False)
+    assert result.finished == 5
+    died, = [p for p in result.points if p.job.status == "FAILED"]
+    assert died.parameters == {"x": 3} and died.job.failure == "kernel_died"
+    facts = [r.data.metrics for r in job_runs(client, result.key) if r.info.status == "FINISHED"]
+    assert len(facts) == 5
+    assert len({m["pid"] for m in facts}) == 5  # never one kernel for two points
+    assert len({m["draw"] for m in facts}) == 5  # each kernel's random is its own
+    assert all(m["helped"] == 42 for m in facts)  # imports from the working folder
+    assert {m["hash_seed_set"] for m in facts} == {float("PYTHONHASHSEED" in os.environ)}
+    assert {m["threads_env"] for m in facts} == {float("OMP_NUM_THREADS" in os.environ)}
+    parents = {m["parent"] for m in facts}
+    assert len(parents) == 1 and os.getpid() not in parents  # all forked by one server, not by the workers
+    assert not _kernels_left(since)
+
+
+def test_the_sweeps_own_process_never_loads_mlflow(client):
+    """One delivery process loads it; the points are ranked from what the journal kept."""
+    code = ("import sys\nfrom mlops_magics.runner.sweep import run_sweep\n"
+            f"r = run_sweep({str(NOTEBOOKS / 'job_params.ipynb')!r}, {{'seed': [1, 2, 3]}}, workers=2, progress=False)\n"
+            "print(r.finished, r.metric, r.best.job.run_id, 'mlflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, check=False)
+    assert out.returncode == 0, out.stderr[-2000:]
+    finished, metric, best, loaded = out.stdout.split()[-4:]
+    assert (finished, metric, loaded) == ("3", "score", "False")
+    sweep = client.get_run(client.get_run(best).data.tags["mlflow.parentRunId"])
+    runs = job_runs(client, sweep.data.tags["mlops.run_key"])
+    assert len(runs) == 3 and best == max(runs, key=lambda r: r.data.metrics["score"]).info.run_id
+    assert sweep.data.tags["mlops.sweep.best_run"] == best
 
 
 def test_failing_points_do_not_stop_the_others(client, tmp_path):
@@ -147,8 +187,15 @@ def test_cluster_runs_the_points_on_a_dask_scheduler(dask_cluster, client, monke
     assert outputs == {tmp_path / ".mlops_magics" / "jobs"}  # the sweep's folder, not the worker's cwd
 
 
-def _kernels_left() -> list[int]:
+def _kernels_left(since: float = 0.0) -> list[int]:
+    """Kernels this test left running: started by it, or forked by a sweep's kernel fork server
+    (whose children outlive it as orphans if it fails to stop them)."""
     import psutil
 
-    mine = psutil.Process().children(recursive=True)
-    return [p.pid for p in mine if "ipykernel_launcher" in " ".join(p.cmdline())]
+    mine = [p.pid for p in psutil.Process().children(recursive=True) if "ipykernel_launcher" in " ".join(p.cmdline())]
+    forked = []
+    for p in psutil.process_iter(["cmdline", "create_time"]):
+        if "mlops_magics.runner._kernel_fork_server" in " ".join(p.info["cmdline"] or []) \
+                and (p.info["create_time"] or 0) >= since - 1:
+            forked.append(p.pid)
+    return mine + forked

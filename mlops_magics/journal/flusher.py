@@ -22,6 +22,7 @@ from .store import Batch, Journal, new_owner
 log = logging.getLogger("mlops_magics")
 
 _BACKOFF_START, _BACKOFF_MAX, _IDLE_POLL = 0.25, 30.0, 1.0
+_WAKE_POLL = 0.05  # how often an idle delivery looks for a flush asked by another process
 
 
 @dataclass
@@ -38,9 +39,14 @@ class DeliveryStatus:
 class Delivery:
     """Delivers the journal's batches for one MLflow tracking URI."""
 
-    def __init__(self, tracking_uri: str, journal: Journal, owner: str | None = None) -> None:
-        self.uri, self.journal = tracking_uri, journal
+    def __init__(self, tracking_uri: str, journal: Journal, owner: str | None = None, *,
+                 hold: bool = False) -> None:
+        """``hold``: keep the URI's lease from the first record (or ``warm``) until ``close``,
+        even while idle, so other processes' records wait for this one to deliver them.
+        """
+        self.uri, self.journal, self.hold = tracking_uri, journal, hold
         self.owner = owner or new_owner()
+        self._warm = False
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._writer = None
@@ -56,6 +62,11 @@ class Delivery:
         if ops:
             self.journal.append(self.uri, ops, self.owner)
             self.start()
+
+    def warm(self) -> None:
+        """Start delivering now and load MLflow's client (seconds of CPU) before records come."""
+        self._warm = True
+        self.start()
 
     def start(self) -> None:
         with self._cond:
@@ -122,7 +133,7 @@ class Delivery:
         deadline = time.monotonic() + seconds
         with self._cond:
             while not self._wake and not self._stopping and time.monotonic() < deadline:
-                self._cond.wait(min(0.25, max(0.0, deadline - time.monotonic())))
+                self._cond.wait(min(_WAKE_POLL, max(0.0, deadline - time.monotonic())))
                 if self.journal.woken_at(self.uri) > self._seen_wake:
                     self._seen_wake = self.journal.woken_at(self.uri)
                     break
@@ -131,6 +142,8 @@ class Delivery:
 
     def _run(self) -> None:
         backoff = _BACKOFF_START
+        if self._warm:
+            self._load_writer()
         while not self._stopping:
             try:
                 batch = self._next()
@@ -162,7 +175,23 @@ class Delivery:
                 self._last_error = None
                 self._cond.notify_all()
 
+    def _load_writer(self) -> None:
+        from .mlflow_writer import MlflowWriter
+
+        try:
+            if self.hold:
+                self.journal.acquire(self.uri, self.owner)
+            self._writer = MlflowWriter(self.uri, self.journal)
+        except Exception:  # the first batch tries again and reports what is wrong
+            log.debug("could not load the MLflow client ahead", exc_info=True)
+
     def _next(self) -> Batch | None:
+        if self.hold:
+            if not self.journal.acquire(self.uri, self.owner):
+                return None
+            if self.journal.pending(self.uri) == 0 and self.end_orphans() == 0:
+                return None  # idle, and the lease stays held
+            return self.journal.next_batch(self.uri)
         if self.journal.pending(self.uri) == 0 and self.end_orphans() == 0:
             self.journal.release(self.uri, self.owner)
             return None
@@ -205,17 +234,20 @@ class Delivery:
 
 
 class ProcessDelivery(Delivery):
-    """Delivery from a separate process: what a kernel uses.
+    """Delivery from a separate process: what a kernel (and a sweep) uses.
 
     Importing mlflow in a thread of the user's kernel puts half-imported modules (pandas,
     polars, ...) in ``sys.modules`` while the user's code runs, and libraries that probe
     ``sys.modules`` (scikit-learn does) then fail. So the kernel only writes the journal;
     a small process (``python -m mlops_magics.journal.deliverd``) holds the URI's lease and
-    delivers, and goes on after the kernel exits until the journal is empty.
+    delivers, and goes on after the kernel exits until the journal is empty. With ``hold``
+    it keeps the lease while this process lives, even when idle (a sweep's kernels then
+    never start their own); ``warm`` starts it before the first record.
     """
 
-    def __init__(self, tracking_uri: str, journal: Journal, owner: str | None = None) -> None:
-        super().__init__(tracking_uri, journal, owner)
+    def __init__(self, tracking_uri: str, journal: Journal, owner: str | None = None, *,
+                 hold: bool = False) -> None:
+        super().__init__(tracking_uri, journal, owner, hold=hold)
         self._process = None
 
     def start(self) -> None:
@@ -229,6 +261,8 @@ class ProcessDelivery(Delivery):
             if self.journal.lease_holder(self.uri) is not None:
                 return  # another live process (a sweep's parent, a delivery process) delivers this URI
             env = {**os.environ, "MLOPS_MAGICS_DELIVER_URI": self.uri}  # not on the command line
+            if self.hold:
+                env["MLOPS_MAGICS_DELIVER_HOLD"] = "1"
             log_path = self.journal.path.with_name("deliver.log")
             fd = os.open(log_path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
             self._process = subprocess.Popen(

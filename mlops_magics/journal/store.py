@@ -20,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..locations import display_uri
+from ..processes import alive
 from ..tracking.records import Op
 
 LEASE_SECONDS = 30.0
+LATEST_METRICS_DAYS = 7  # how long each run's latest metric values stay readable here
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS batches (
@@ -48,6 +50,10 @@ CREATE TABLE IF NOT EXISTS leases (
 );
 CREATE TABLE IF NOT EXISTS wakeups (
     uri TEXT PRIMARY KEY, at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS latest_metrics (
+    uri TEXT NOT NULL, key TEXT NOT NULL, name TEXT NOT NULL, value REAL, ts INTEGER NOT NULL,
+    step INTEGER NOT NULL, PRIMARY KEY (uri, key, name)
 );
 CREATE TABLE IF NOT EXISTS rejected (
     id INTEGER PRIMARY KEY AUTOINCREMENT, uri TEXT, op TEXT, error TEXT, at REAL
@@ -81,13 +87,27 @@ def owner_alive(owner: str) -> bool:
     pid = rest.partition(":")[0]
     if host != socket.gethostname() or not pid.isdigit():
         return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return alive(int(pid))
+
+
+def _keep_latest(db: sqlite3.Connection, uri: str, key: str, metrics: list) -> None:
+    """Keep each metric's latest point as MLflow picks it: the largest (step, timestamp, value)."""
+    best: dict[str, tuple] = {}
+    for name, value, ts, step in metrics:
+        point = (int(step), int(ts), value)
+        if name not in best or _later(point, best[name]):
+            best[name] = point
+    for name, (step, ts, value) in best.items():
+        row = db.execute("SELECT step, ts, value FROM latest_metrics WHERE uri = ? AND key = ? AND name = ?",
+                         (uri, key, name)).fetchone()
+        if row is None or _later((step, ts, value), (row[0], row[1], row[2])):
+            db.execute("INSERT OR REPLACE INTO latest_metrics VALUES (?, ?, ?, ?, ?, ?)",
+                       (uri, key, name, value, ts, step))
+
+
+def _later(a: tuple, b: tuple) -> bool:
+    nan = float("nan")  # SQLite keeps NaN as NULL
+    return (a[0], a[1], nan if a[2] is None else a[2]) > (b[0], b[1], nan if b[2] is None else b[2])
 
 
 class Journal:
@@ -105,6 +125,7 @@ class Journal:
         os.chmod(self.path, 0o600)
         with self._conn() as db:
             db.executescript(_SCHEMA)
+            db.execute("DELETE FROM latest_metrics WHERE ts < ?", ((time.time() - LATEST_METRICS_DAYS * 86400) * 1000,))
 
     def _conn(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -135,11 +156,23 @@ class Journal:
                     db.execute("INSERT OR REPLACE INTO open_runs VALUES (?, ?, ?, ?)", (uri, op["key"], owner, kind))
                 elif op["op"] == "end":
                     db.execute("DELETE FROM open_runs WHERE uri = ? AND key = ?", (uri, op["key"]))
+                elif op["op"] == "log" and op.get("metrics"):
+                    _keep_latest(db, uri, op["key"], op["metrics"])
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
         return int(cur.lastrowid)
+
+    def latest_metrics(self, uri: str, keys: list[str]) -> dict[str, dict[str, float]]:
+        """``{key: {metric: value}}``: each run's latest values as MLflow will show them, from
+        what was recorded (delivered or not), for runs recorded in the last week."""
+        out: dict[str, dict[str, float]] = {}
+        db, uri = self._conn(), journal_uri(uri)
+        for key in keys:
+            rows = db.execute("SELECT name, value FROM latest_metrics WHERE uri = ? AND key = ?", (uri, key))
+            out[key] = {name: (float("nan") if value is None else value) for name, value in rows}
+        return out
 
     def pending(self, uri: str | None = None, owner: str | None = None) -> int:
         """Records (ops) not yet delivered, for one URI and/or one owner."""

@@ -2,9 +2,11 @@
 
 Each task is one ``run_notebook`` job on a fresh kernel. What hides kernel start-up is
 that a worker starts the kernel of its next job while the current one runs (the kernel
-is made with that job's key, so its tracked cells record into the right run); a kernel
-is never reused. Workers write records into the sweep's journal and never deliver them:
-the sweep's own process holds the delivery lease, so no worker or kernel loads mlflow.
+is made with that job's key, so its tracked cells record into the right run), and, on
+a local cluster, that kernels are forked from a process that has imported what a kernel
+imports (``kernel_forks``); a kernel is never reused. Workers and kernels write records
+into the sweep's journal and never deliver them: the sweep's delivery process holds the
+lease, so none of them loads mlflow.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,9 +27,6 @@ from .execute import JobResult
 
 log = logging.getLogger("mlops_magics")
 
-# What a job needs on a worker: imported once, in the process local workers fork from.
-_WORKER_MODULES = ["distributed", "papermill", "nbconvert", "jupyter_client.manager",
-                   "mlops_magics.runner._fanout", "mlops_magics.runner.job"]
 _REMOTE_DELIVERY_TIMEOUT = 120.0
 
 
@@ -47,22 +47,7 @@ class JobSpec:
     env: dict[str, str] | None = None  # the sweep's environment, for workers on its host
     plugin: str = ""
     parent_run_id: str | None = None  # for workers on other hosts, which cannot resolve the key
-
-
-def warm_forkserver() -> bool:
-    """Start the process local workers fork from, with a job's modules imported.
-
-    Spawned workers would each import them (a second or more of CPU apiece); the fork
-    server does it once, and, started first, while the sweep checks its grid.
-    """
-    import multiprocessing
-    from multiprocessing import forkserver
-
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return False
-    multiprocessing.get_context("forkserver").set_forkserver_preload(_WORKER_MODULES)
-    forkserver.ensure_running()  # a no-op when it runs already
-    return True
+    forks: str | None = None  # a KernelForks server's socket, for workers on the sweep's host
 
 
 class Dask:
@@ -93,8 +78,6 @@ class Dask:
 
     def close_soon(self) -> None:
         """Start closing in the background (a local cluster takes a moment to wind down)."""
-        import threading
-
         self._closing = threading.Thread(target=self._close, name="mlops-magics-dask-close", daemon=True)
         self._closing.start()
 
@@ -117,9 +100,11 @@ def _local_cluster(workers: int):
     import dask
     from distributed import LocalCluster
 
+    from ._local_processes import warm_forkserver
+
     method = "forkserver" if warm_forkserver() else "spawn"
     with dask.config.set({"distributed.worker.multiprocessing-method": method}):
-        return LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+        return LocalCluster(n_workers=workers, threads_per_worker=2, processes=True, dashboard_address=None,
                             silence_logs=logging.ERROR)
 
 
@@ -188,8 +173,6 @@ class _SpareKernels(WorkerPlugin):
     """On each worker, for one sweep: kernels started ahead, each with its future job's key."""
 
     def setup(self, worker) -> None:
-        import threading
-
         self._lock, self._spares = threading.Lock(), []
 
     def take(self):
@@ -226,13 +209,13 @@ def _run_point(spec: JobSpec, point: dict, prestart: bool) -> JobResult:
     from .execute import run_notebook, stop_kernel
 
     shared = socket.gethostname() == spec.host
-    if shared:  # the sweep's environment and journal folder (its lease leaves delivery to it)
-        os.environ.update(spec.env or {})
-        os.environ[locations.HOME_ENV] = spec.home
+    _adopt_environment(spec, shared)
     notebook = _local_notebook(spec)
     cwd = spec.cwd if os.path.isdir(spec.cwd) else None
     spares = get_worker().plugins.get(spec.plugin)
-    prepared = spares.take() if spares is not None else None  # None: run_notebook starts one
+    prepared = spares.take() if spares is not None else None
+    if prepared is None and shared and spec.forks:
+        prepared = _start(spec, notebook, cwd)  # forked: else run_notebook starts one the usual way
     if prestart and spares is not None:
         try:
             spares.put(_start(spec, notebook, cwd))  # the next job's kernel boots while this one runs
@@ -252,12 +235,35 @@ def _run_point(spec: JobSpec, point: dict, prestart: bool) -> JobResult:
         raise
 
 
+_ENV_LOCK = threading.Lock()
+_env_of: list[str] = []  # the sweep whose environment this worker process has taken
+
+
+def _adopt_environment(spec: JobSpec, shared: bool) -> None:
+    """Once per sweep, before a job reads it: the environment the jobs and kernels see.
+
+    A worker of the sweep's own cluster takes the sweep's environment whole, not what Dask
+    sets for its workers (PYTHONHASHSEED, OMP_NUM_THREADS=1, ...); a worker on the sweep's
+    host records into the sweep's journal folder.
+    """
+    with _ENV_LOCK:
+        if _env_of == [spec.sweep_key]:
+            return
+        if spec.env is not None:
+            os.environ.clear()
+            os.environ.update(spec.env)
+        if shared:
+            os.environ[locations.HOME_ENV] = spec.home
+        _env_of[:] = [spec.sweep_key]
+
+
 def _start(spec: JobSpec, notebook: Path, cwd: str | None):
     from .execute import kernel_env, start_kernel
 
     key = records.new_key()
     env = kernel_env(job_key=key, uri=spec.uri, experiment=spec.experiment, notebook=notebook)
-    return key, start_kernel(spec.kernel, env, cwd)
+    forks = spec.forks if socket.gethostname() == spec.host else None
+    return key, start_kernel(spec.kernel, env, cwd, forks=forks)
 
 
 def _local_notebook(spec: JobSpec) -> Path:

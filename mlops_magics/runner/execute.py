@@ -44,11 +44,19 @@ class JobResult:
 
 
 def _check_kernel(kernel: str | None, nb) -> str:
+    name = kernel or nb.metadata.get("kernelspec", {}).get("name") or "python3"
+    if name == "python3":
+        return name  # jupyter_client's own, always there
     from jupyter_client.kernelspec import KernelSpecManager
 
-    name = kernel or nb.metadata.get("kernelspec", {}).get("name") or "python3"
-    specs = KernelSpecManager().find_kernel_specs()
-    if name not in specs and name != "python3":
+    manager = KernelSpecManager()
+    try:
+        manager.get_kernel_spec(name)
+        return name
+    except Exception:  # NoSuchKernel, or a broken kernel.json
+        pass
+    specs = manager.find_kernel_specs()
+    if name not in specs:
         raise MlopsError(f"no Jupyter kernel named {name!r}.{did_you_mean(name, specs)}"
                          f" Installed: {', '.join(sorted(specs)) or 'none'}")
     return name
@@ -62,12 +70,19 @@ def kernel_env(*, job_key: str, uri: str, experiment: str, notebook: Path) -> di
             "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}  # no download bars in the executed notebook
 
 
-def start_kernel(kernel_name: str, env: dict[str, str], cwd: str | None = None):
-    """A fresh kernel for exactly one job (start it early to hide its start-up time)."""
+def start_kernel(kernel_name: str, env: dict[str, str], cwd: str | None = None, forks: str | None = None):
+    """A fresh kernel for exactly one job (start it early to hide its start-up time).
+
+    ``forks``: the socket of a ``KernelForks`` server to fork the kernel from.
+    """
     from jupyter_client.manager import AsyncKernelManager  # nbclient's timeouts need the async one
     from jupyter_core.utils import run_sync
 
     km = AsyncKernelManager(kernel_name=kernel_name)
+    if forks:
+        from .kernel_forks import use_forks
+
+        use_forks(km, forks)
     # The kernel's own start-up warnings (e.g. "running over TCP without encryption" on
     # 127.0.0.1) would be printed into the terminal of every job.
     run_sync(km.start_kernel)(env=env, cwd=cwd or os.getcwd(), extra_arguments=["--IPKernelApp.log_level=ERROR"])

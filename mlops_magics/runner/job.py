@@ -7,7 +7,10 @@ run ended. The kernel adds its own environment and the tracked cells' records.
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +19,9 @@ from ..secrets import MASK, is_secret
 from ..tracking import records
 from ..tracking.lineage import file_sha256, git_state
 from ..tracking.values import param_string
+
+log = logging.getLogger("mlops_magics")
+CELL_TAG_AFTER_S = 0.5
 
 
 class JobRecorder:
@@ -27,6 +33,7 @@ class JobRecorder:
         self.experiment, self.notebook, self.parameters = experiment, notebook, parameters
         self.name = name or _default_name(notebook, parameters)
         self.parent_key, self.extra_tags = parent_key, dict(tags or {})
+        self._cell_timer: threading.Timer | None = None
 
     def start(self) -> None:
         import papermill
@@ -52,11 +59,26 @@ class JobRecorder:
         ])
 
     def on_cell(self, index: int, total: int, cell) -> None:
-        """Keep the run's tags saying which cell the job is on."""
+        """Keep the run's tags saying which cell the job is on.
+
+        Told only once the cell has run for ``CELL_TAG_AFTER_S``: the tag is for someone
+        watching a long job in MLflow, and a record per quick cell would only keep the
+        delivery busy with tags that are stale before MLflow has them.
+        """
         first = (cell.source.strip().splitlines() or [""])[0][:80]
-        self.delivery.submit([records.log(self.key, tags={naming.JOB_CELL: f"{index + 1}/{total} {first}"})])
+        ops = [records.log(self.key, tags={naming.JOB_CELL: f"{index + 1}/{total} {first}"})]
+        self._cancel_cell_tag()
+        self._cell_timer = threading.Timer(CELL_TAG_AFTER_S, self.delivery.submit, args=(ops,))
+        self._cell_timer.daemon = True
+        self._cell_timer.start()
+
+    def _cancel_cell_tag(self) -> None:
+        timer, self._cell_timer = self._cell_timer, None
+        if timer is not None:
+            timer.cancel()
 
     def end(self, *, failure, output_path: str | None, attempt: int) -> None:
+        self._cancel_cell_tag()
         tags = {naming.JOB_ATTEMPT: str(attempt)}
         if output_path:
             tags[naming.JOB_OUTPUT] = output_path
@@ -85,10 +107,21 @@ def _notebook_artifacts(key: str, output_path: str | None) -> list[records.Op]:
     ops = [records.artifact(key, naming.ARTIFACT_JOB_NOTEBOOK, text)]
     try:
         import nbformat
-        from nbconvert import HTMLExporter
 
-        body, _ = HTMLExporter().from_notebook_node(nbformat.reads(text, as_version=4))
+        with _EXPORTER_LOCK:
+            body, _ = _html_exporter().from_notebook_node(nbformat.reads(text, as_version=4))
         ops.append(records.artifact(key, naming.ARTIFACT_JOB_HTML, body))
     except Exception:  # an HTML rendering is a convenience, never a reason to lose the run
-        pass
+        log.debug("no HTML rendering of %s", output_path, exc_info=True)
     return ops
+
+
+_EXPORTER_LOCK = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _html_exporter():
+    """One exporter per process: making one loads its templates (a quarter second of CPU)."""
+    from nbconvert import HTMLExporter
+
+    return HTMLExporter()

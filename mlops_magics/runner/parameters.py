@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import io
+import json
 import tokenize
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,16 +89,44 @@ def declared(source: str) -> dict[str, Parameter]:
 
 def read_notebook_parameters(path: str | Path) -> tuple[Any, dict[str, Parameter] | None]:
     """The notebook and its declared parameters (None when it has no ``parameters`` cell)."""
-    import nbformat
-
     try:
-        nb = nbformat.read(str(path), as_version=4)
+        nb = _read(Path(path))
     except FileNotFoundError:
         raise ParameterError(f"no notebook at {path}") from None
     except Exception as exc:
         raise ParameterError(f"{path} is not a readable notebook: {exc}") from None
     index = parameters_cell(nb)
     return nb, (None if index is None else declared(nb.cells[index].source))
+
+
+class _Node(dict):
+    """A notebook's JSON with nbformat's attribute access (``nb.cells[0].source``)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _read(path: Path):
+    """The notebook as version 4. Plain JSON when it is one already: importing nbformat
+    costs most of a second of CPU (its JSON-schema checker builds a grammar), and reading
+    parameters needs none of it. Older versions are converted by nbformat.
+    """
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not (isinstance(data, dict) and data.get("nbformat") == 4 and isinstance(data.get("cells"), list)):
+        import nbformat
+
+        return nbformat.reads(json.dumps(data), as_version=4)
+    cells = []
+    for cell in data["cells"]:
+        if not isinstance(cell, dict) or "cell_type" not in cell:
+            raise ValueError("a cell without a cell_type")
+        source = cell.get("source", "")
+        cells.append(_Node(cell, source="".join(source) if isinstance(source, list) else source,
+                           metadata=_Node(cell.get("metadata") or {})))
+    return _Node(data, cells=cells, metadata=_Node(data.get("metadata") or {}))
 
 
 def _bool(raw: str) -> bool:

@@ -3,8 +3,9 @@
 papermill runs one notebook at a time (papermill#2, open since 2017). Here every point of
 the cartesian product is a ``run_notebook`` job on a Dask worker process (``_fanout``), a
 child run of one sweep run (``mlops.kind=sweep``). Records go through the shared journal;
-this process holds the delivery lease for the whole sweep, delivers everything, then reads
-the jobs' metrics back from MLflow to rank the points and tag the best on the sweep run.
+one delivery process holds its lease for the whole sweep and delivers everything. The
+points are ranked by the metrics the journal kept for each job, and the best is tagged on
+the sweep run.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import json
 import logging
 import os
 import socket
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .. import locations, naming
 from ..errors import MlopsError
-from ..journal.flusher import Delivery
+from ..journal.flusher import ProcessDelivery
 from ..tracking import records
 from .execute import JobResult
 from .parameters import ParameterError, read_notebook_parameters, resolve
@@ -212,14 +214,35 @@ def run_sweep(path: str | os.PathLike, grid: dict[str, list], *, workers: int | 
     the others. A point whose Dask worker process dies is run again on another worker, as
     Dask retries; the run it left behind is ended FAILED with ``mlops.failure=kernel_died``.
     """
+    from ._local_processes import warm_forkserver
+    from .kernel_forks import KernelForks
+
+    if cluster and workers:
+        raise MlopsError("--workers sizes the local cluster: with --cluster the scheduler's workers run the points")
+    forks = None
+    if not cluster:  # the local processes start first: their imports overlap all that follows
+        if sys.platform.startswith("linux"):  # forking a process that imported system frameworks
+            forks = KernelForks()  # is unsafe on macOS; there kernels start the usual way
+            forks.start()
+        warm_forkserver()
+    try:
+        result, left = _sweep(path, grid, workers=workers, cluster=cluster, experiment=experiment,
+                              timeout=timeout, kernel=kernel, metric=metric, greater_is_better=greater_is_better,
+                              progress=progress, tracking_uri=tracking_uri, forks=forks)
+    finally:
+        if forks is not None:
+            forks.close()
+    if left and not result.note:
+        result.note = f"{left} records wait in the journal for MLflow: `mlops-magics sync` delivers them"
+    return result
+
+
+def _sweep(path, grid, *, workers, cluster, experiment, timeout, kernel, metric, greater_is_better, progress,
+           tracking_uri, forks) -> tuple[SweepResult, int]:
     from ..journal.store import Journal
     from . import _fanout
     from .execute import _check_kernel
 
-    if cluster and workers:
-        raise MlopsError("--workers sizes the local cluster: with --cluster the scheduler's workers run the points")
-    if not cluster:
-        _fanout.warm_forkserver()  # its imports overlap the checks below
     notebook = Path(path).resolve()
     nb, declared = read_notebook_parameters(notebook)
     points = grid_points(declared, grid, notebook.name)
@@ -228,9 +251,13 @@ def run_sweep(path: str | os.PathLike, grid: dict[str, list], *, workers: int | 
         uri=locations.tracking_uri(tracking_uri),
         experiment=locations.experiment_name(experiment), home=str(locations.home().resolve()), cwd=os.getcwd(),
         kernel=_check_kernel(kernel, nb), timeout=timeout, sweep_key=records.new_key(), host=socket.gethostname(),
-        env=None if cluster else dict(os.environ))
+        env=None if cluster else dict(os.environ), forks=forks.path if forks else None)
     journal = Journal(locations.journal_path())
-    delivery = _HeldDelivery(spec.uri, journal)
+    # One delivery process, started now, delivers for the whole sweep: it loads mlflow (two
+    # seconds of CPU) while the cluster starts, and, holding the lease, leaves the workers
+    # and kernels nothing to deliver. This process never imports mlflow.
+    delivery = ProcessDelivery(spec.uri, journal, hold=True)
+    delivery.warm()
     started, result = False, None
     try:
         with _fanout.Dask(cluster, min(workers or os.cpu_count() or 1, len(points))) as dask:
@@ -247,24 +274,7 @@ def run_sweep(path: str | os.PathLike, grid: dict[str, list], *, workers: int | 
     finally:
         left = delivery.close(timeout=_DELIVERY_TIMEOUT if result is not None else 10.0)
         journal.close()
-    if left and not result.note:
-        result.note = f"{left} records wait in the journal for MLflow: `mlops-magics sync` delivers them"
-    return result
-
-
-class _HeldDelivery(Delivery):
-    """Holds the URI's delivery lease from its first record to ``close``, even while idle.
-
-    The workers' and kernels' flushers then find the lease taken and leave delivery, and
-    the import of mlflow (seconds of CPU each), to this process.
-    """
-
-    def _next(self):
-        if not self.journal.acquire(self.uri, self.owner):
-            return None
-        if self.journal.pending(self.uri) == 0 and self.end_orphans() == 0:
-            return None
-        return self.journal.next_batch(self.uri)
+    return result, left
 
 
 def _start_op(spec, grid: dict[str, list], count: int) -> records.Op:
@@ -318,24 +328,23 @@ def _rank(spec, points, jobs: list[JobResult], delivery, metric: str | None,
             job.run_id = delivery.run_id(job.key)
     result = SweepResult(run_id=delivery.run_id(spec.sweep_key), key=spec.sweep_key, notebook=spec.notebook,
                          metric=metric, greater_is_better=greater_is_better)
-    logged = _job_metrics(spec) if not left else {}
-    done = [logged.get(j.run_id, {}) for j in jobs if j.status == "FINISHED" and j.run_id]
+    logged = _job_metrics(spec, delivery.journal, jobs)
+    done = [logged.get(j.key, {}) for j in jobs if j.status == "FINISHED" and j.key]
     result.metric = metric or pick_metric(done, greater_is_better)
     for point, job in zip(points, jobs):
-        value = logged.get(job.run_id, {}).get(result.metric) if job.status == "FINISHED" else None
+        value = logged.get(job.key, {}).get(result.metric) if job.status == "FINISHED" else None
         result.points.append(SweepPoint(parameters=point, job=job, value=value))
     sign = -1.0 if greater_is_better else 1.0
     result.points.sort(key=lambda p: (p.job.status != "FINISHED", p.value is None,
                                       sign * p.value if p.value is not None else 0.0))
-    result.note = _note(result, done, left, metric)
+    result.note = _note(result, done, metric) or (
+        f"{left} records wait in the journal for MLflow: `mlops-magics sync` delivers them" if left else "")
     return result
 
 
-def _note(result: SweepResult, done: list[dict], left: int, asked: str | None) -> str:
+def _note(result: SweepResult, done: list[dict], asked: str | None) -> str:
     from ..errors import did_you_mean
 
-    if left:
-        return "MLflow has not taken every record yet, so the points are not ranked: `mlops-magics sync`"
     names = sorted({k for m in done for k in m if not k.startswith("system.")})
     if asked and done and result.best is None:
         return (f"no finished point logged the metric {asked!r}.{did_you_mean(asked, names)} "
@@ -345,8 +354,22 @@ def _note(result: SweepResult, done: list[dict], left: int, asked: str | None) -
     return ""
 
 
-def _job_metrics(spec) -> dict[str, dict[str, float]]:
-    """The metrics of the sweep's job runs, read back from MLflow: {run id: {name: value}}."""
+def _job_metrics(spec, journal, jobs: list[JobResult]) -> dict[str, dict[str, float]]:
+    """Each job's latest metrics, as MLflow shows them once delivered: {job key: {name: value}}.
+
+    From this host's journal, which keeps them as they are recorded (delivered or not, and
+    without loading mlflow here); jobs that ran on other hosts of a ``--cluster`` recorded
+    into their own journals and delivered: theirs are read back from MLflow.
+    """
+    found = journal.latest_metrics(spec.uri, [j.key for j in jobs if j.key])
+    elsewhere = {j.run_id: j.key for j in jobs if spec.env is None and j.run_id and not found.get(j.key)}
+    if elsewhere:
+        found.update({elsewhere[run_id]: m for run_id, m in _mlflow_metrics(spec).items() if run_id in elsewhere})
+    return found
+
+
+def _mlflow_metrics(spec) -> dict[str, dict[str, float]]:
+    """The metrics of the sweep's job runs in MLflow: {run id: {name: value}}."""
     from ._fanout import one_line
 
     try:

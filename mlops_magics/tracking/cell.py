@@ -17,6 +17,7 @@ from .. import _current, naming
 from ..secrets import MASK, is_secret, mask_mapping
 from . import records
 from .analysis import CellAnalysis, analyse, existing_files, mask_source
+from .datasets import data_record, is_data, mlflow_dataset
 from .lineage import lineage_tags, notebook_path
 from .resources import ResourceMeter
 from .session import ActiveRun, CellRun, TrackingSession
@@ -79,7 +80,7 @@ class TrackedCell:
         if self.options.auto:
             candidates |= self.analysis.free
         for name in sorted(candidates):
-            if name in self.ns and (name in self.options.data or _is_data(self.ns[name])):
+            if name in self.ns and (name in self.options.data or is_data(self.ns[name])):
                 self._fingerprint(name, self.ns[name], naming.CONTEXT_INPUT)
         self.files = {}
         if self.options.auto:
@@ -167,7 +168,7 @@ class TrackedCell:
         names = set(self.options.data) | (bound if self.options.auto else set())
         seen = {(d["name"], d["digest"]) for d in self.data}
         for name in sorted(names):
-            if name in self.ns and (name in self.options.data or _is_data(self.ns[name])):
+            if name in self.ns and (name in self.options.data or is_data(self.ns[name])):
                 if name in self.options.data and name not in bound and any(d["name"] == name for d in self.data):
                     continue
                 self._fingerprint(name, self.ns[name], naming.CONTEXT_OUTPUT, skip=seen)
@@ -189,7 +190,7 @@ class TrackedCell:
             return
         if skip and (name, fp.digest) in skip:
             return
-        self.data.append(_data_record(name, fp, context, {"variable": name}))
+        self.data.append(data_record(name, fp, context, {"variable": name}))
         self._objects[name] = obj  # the output, when a name is both read and bound
 
     def _fingerprint_file(self, path: str, context: str) -> None:
@@ -201,7 +202,7 @@ class TrackedCell:
         except (OSError, FingerprintError) as exc:
             self.unhashed[path] = f"could not read: {exc}"
             return
-        self.data.append(_data_record(path, fp, context, {"path": os.path.abspath(path)}))
+        self.data.append(data_record(path, fp, context, {"path": os.path.abspath(path)}))
 
     def _log_model(self, bound: set[str]) -> None:
         """``--log-model VAR``: save the fitted model, with the first rows of data the cell read as example."""
@@ -269,7 +270,7 @@ class TrackedCell:
         self.active.metrics = []
         ops = [records.log(self.key, params=run.params, metrics=metrics, tags=tags)]
         if run.data:
-            ops.append(records.inputs(self.key, [_mlflow_dataset(d) for d in run.data]))
+            ops.append(records.inputs(self.key, [mlflow_dataset(d) for d in run.data]))
         cell_path = naming.ARTIFACT_CELL if not self.job else naming.artifact_job_cell(self.execution_count)
         ops.append(records.artifact(self.key, cell_path, run.source))
         for path, text in self.active.artifacts.items():
@@ -309,49 +310,3 @@ class TrackedCell:
             return
         self.delivery.submit([records.log(self.key, tags=tags),
                               records.artifact(self.key, naming.ARTIFACT_REQUIREMENTS, requirements)])
-
-
-def _is_data(obj: object) -> bool:
-    from ..fingerprints import is_fingerprintable
-
-    return is_fingerprintable(obj)
-
-
-def _data_record(name: str, fp, context: str, source: dict) -> dict:
-    schema = [[str(k), str(v)] for k, v in fp.schema] if fp.schema else None  # keeps duplicate names
-    return {"name": name, "digest": fp.digest, "short": fp.short, "kind": fp.kind,
-            "shape": [int(n) for n in fp.shape] if fp.shape is not None else None, "schema": schema,
-            "schema_digest": getattr(fp, "schema_digest", None), "nbytes": int(fp.nbytes or 0),
-            "context": context, "source": source}
-
-
-_COLSPEC = {"f": "double", "i": "long", "u": "long", "b": "boolean", "M": "datetime"}
-
-
-def _mlflow_dataset(d: dict) -> dict:
-    """A data record in the shape MLflow's dataset entity (and its UI) expects."""
-    schema = None
-    if d.get("schema"):
-        cols = []
-        for col, dtype in d["schema"]:
-            kind = _dtype_kind(str(dtype))
-            cols.append({"name": str(col), "type": _COLSPEC.get(kind, "string"), "required": True})
-        schema = {"mlflow_colspec": cols, "mlops_schema_digest": d.get("schema_digest")}
-    profile = {"kind": d["kind"], "shape": d["shape"], "nbytes": d["nbytes"]}
-    if d["shape"]:
-        profile["num_rows"] = d["shape"][0]
-    return {"name": d["name"], "digest": d["digest"], "source": d["source"], "schema": schema,
-            "profile": profile, "context": d["context"]}
-
-
-def _dtype_kind(dtype: str) -> str:
-    low = dtype.lower()
-    if low.startswith(("float", "double")):
-        return "f"
-    if low.startswith(("int", "uint")):
-        return "i"
-    if low.startswith("bool"):
-        return "b"
-    if low.startswith(("datetime", "timestamp")):
-        return "M"
-    return "O"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -69,33 +70,64 @@ def _git(args: list[str], cwd: Path) -> str | None:
 
 
 def git_state(where: str | os.PathLike | None = None) -> GitState | None:
-    """Commit, dirty flag and branch of the repository holding ``where`` (default: cwd)."""
+    """Commit, dirty flag and branch of the repository holding ``where`` (default: cwd).
+
+    One ``git status`` answers all three (porcelain v2 with ``--branch``).
+    """
     path = Path(where or os.getcwd())
     cwd = path if path.is_dir() else path.parent
     if not cwd.exists():
         return None
-    commit = _git(["rev-parse", "HEAD"], cwd)
-    if not commit:
+    out = _git(["status", "--porcelain=v2", "--branch", "--untracked-files=no"], cwd)
+    if out is None:
         return None
-    status = _git(["status", "--porcelain", "--untracked-files=no"], cwd)
-    branch = _git(["rev-parse", "--abbrev-ref", "HEAD"], cwd)
-    return GitState(commit=commit, dirty=bool(status), branch=branch if branch != "HEAD" else None)
+    header = dict(line[2:].split(" ", 1) for line in out.splitlines() if line.startswith("# ") and " " in line[2:])
+    commit, branch = header.get("branch.oid", ""), header.get("branch.head")
+    if not commit or commit == "(initial)":
+        return None  # a repository without a commit yet
+    dirty = any(line and not line.startswith("#") for line in out.splitlines())
+    return GitState(commit=commit, dirty=dirty, branch=branch if branch and branch != "(detached)" else None)
 
 
 @functools.lru_cache(maxsize=1)
 def environment() -> Environment:
     """Python version and installed distributions (``pip freeze`` style), read once."""
-    from importlib import metadata
-
-    pins = set()
-    for dist in metadata.distributions():
-        name = dist.metadata.get("Name")
-        if name:
-            pins.add(f"{name.lower().replace('_', '-')}=={dist.version}")
-    requirements = "\n".join(sorted(pins)) + "\n"
+    requirements = "\n".join(sorted(_installed().values())) + "\n"
     python = sys.version.split()[0]
     digest = hashlib.sha256(f"python=={python}\n{requirements}".encode()).hexdigest()
     return Environment(python=python, requirements=requirements, sha256=digest)
+
+
+def _installed() -> dict[str, str]:
+    """``{name: "name==version"}`` for the distributions importable from ``sys.path`` (first wins).
+
+    A wheel's ``name-version.dist-info`` folder names both; parsing every METADATA file
+    instead, as ``importlib.metadata`` does, takes a tenth of a second per job kernel.
+    Other layouts (``.egg-info``, odd names) are read the slow way.
+    """
+    from importlib import metadata
+
+    pins: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            names = sorted(os.listdir(entry or "."))
+        except OSError:
+            continue
+        for folder in names:
+            stem, dot, suffix = folder.rpartition(".")
+            if suffix not in ("dist-info", "egg-info"):
+                continue
+            name, dash, version = stem.partition("-")
+            if suffix == "egg-info" or not dash or "-" in version:
+                try:
+                    dist = metadata.PathDistribution(Path(entry or ".", folder))
+                    name, version = dist.metadata.get("Name") or "", dist.version or ""
+                except Exception:
+                    continue
+            key = re.sub(r"[-_.]+", "-", name).lower()
+            if key and version and key not in pins:
+                pins[key] = f"{key}=={version}"
+    return pins
 
 
 def lineage_tags(notebook: str | None) -> tuple[dict[str, str], str]:
