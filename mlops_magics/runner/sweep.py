@@ -214,51 +214,56 @@ def run_sweep(path: str | os.PathLike, grid: dict[str, list], *, workers: int | 
     the others. A point whose Dask worker process dies is run again on another worker, as
     Dask retries; the run it left behind is ended FAILED with ``mlops.failure=kernel_died``.
     """
+    from ..journal.store import Journal
     from ._local_processes import warm_forkserver
+    from .execute import _check_kernel
     from .kernel_forks import KernelForks
 
     if cluster and workers:
         raise MlopsError("--workers sizes the local cluster: with --cluster the scheduler's workers run the points")
-    forks = None
-    if not cluster:  # the local processes start first: their imports overlap all that follows
-        if sys.platform.startswith("linux"):  # forking a process that imported system frameworks
-            forks = KernelForks()  # is unsafe on macOS; there kernels start the usual way
-            forks.start()
-        warm_forkserver()
+    notebook = Path(path).resolve()
+    nb, declared = read_notebook_parameters(notebook)
+    points = grid_points(declared, grid, notebook.name)  # refused here, before any process starts
+    kernel_name = _check_kernel(kernel, nb)
+    # The helper processes start first: their imports overlap all that follows here (Dask
+    # alone takes this process half a second). Forking a process that has loaded system
+    # frameworks is unsafe on macOS: there the kernels start the usual way.
+    forks = KernelForks() if not cluster and sys.platform.startswith("linux") else None
+    journal = Journal(locations.journal_path())
+    # One delivery process delivers for the whole sweep: it loads mlflow (two seconds of CPU)
+    # while the cluster starts, and, holding the lease, leaves the workers and kernels
+    # nothing to deliver. This process never imports mlflow.
+    delivery = ProcessDelivery(locations.tracking_uri(tracking_uri), journal, hold=True)
+    result = None
     try:
-        result, left = _sweep(path, grid, workers=workers, cluster=cluster, experiment=experiment,
-                              timeout=timeout, kernel=kernel, metric=metric, greater_is_better=greater_is_better,
-                              progress=progress, tracking_uri=tracking_uri, forks=forks)
+        if forks is not None:
+            forks.start()
+        if not cluster:
+            warm_forkserver()
+        delivery.warm()
+        result = _sweep(notebook, grid, points, kernel_name, delivery, forks, workers=workers, cluster=cluster,
+                        experiment=experiment, timeout=timeout, metric=metric,
+                        greater_is_better=greater_is_better, progress=progress)
     finally:
         if forks is not None:
             forks.close()
+        left = delivery.close(timeout=_DELIVERY_TIMEOUT if result is not None else 10.0)
+        journal.close()
     if left and not result.note:
         result.note = f"{left} records wait in the journal for MLflow: `mlops-magics sync` delivers them"
     return result
 
 
-def _sweep(path, grid, *, workers, cluster, experiment, timeout, kernel, metric, greater_is_better, progress,
-           tracking_uri, forks) -> tuple[SweepResult, int]:
-    from ..journal.store import Journal
+def _sweep(notebook: Path, grid, points, kernel_name: str, delivery, forks, *, workers, cluster, experiment,
+           timeout, metric, greater_is_better, progress) -> SweepResult:
     from . import _fanout
-    from .execute import _check_kernel
 
-    notebook = Path(path).resolve()
-    nb, declared = read_notebook_parameters(notebook)
-    points = grid_points(declared, grid, notebook.name)
     spec = _fanout.JobSpec(
-        notebook=str(notebook), source=notebook.read_text(encoding="utf-8") if cluster else "",
-        uri=locations.tracking_uri(tracking_uri),
+        notebook=str(notebook), source=notebook.read_text(encoding="utf-8") if cluster else "", uri=delivery.uri,
         experiment=locations.experiment_name(experiment), home=str(locations.home().resolve()), cwd=os.getcwd(),
-        kernel=_check_kernel(kernel, nb), timeout=timeout, sweep_key=records.new_key(), host=socket.gethostname(),
+        kernel=kernel_name, timeout=timeout, sweep_key=records.new_key(), host=socket.gethostname(),
         env=None if cluster else dict(os.environ), forks=forks.path if forks else None)
-    journal = Journal(locations.journal_path())
-    # One delivery process, started now, delivers for the whole sweep: it loads mlflow (two
-    # seconds of CPU) while the cluster starts, and, holding the lease, leaves the workers
-    # and kernels nothing to deliver. This process never imports mlflow.
-    delivery = ProcessDelivery(spec.uri, journal, hold=True)
-    delivery.warm()
-    started, result = False, None
+    started = False
     try:
         with _fanout.Dask(cluster, min(workers or os.cpu_count() or 1, len(points))) as dask:
             delivery.submit([_start_op(spec, grid, len(points))])
@@ -267,14 +272,11 @@ def _sweep(path, grid, *, workers, cluster, experiment, timeout, kernel, metric,
             dask.close_soon()  # the cluster winds down while MLflow takes the last records
             result = _rank(spec, points, jobs, delivery, metric, greater_is_better)
         delivery.submit(_end_ops(spec.sweep_key, result))
+        return result
     except BaseException as exc:
         if started:
             delivery.submit(_interrupted_ops(spec.sweep_key, exc))
         raise
-    finally:
-        left = delivery.close(timeout=_DELIVERY_TIMEOUT if result is not None else 10.0)
-        journal.close()
-    return result, left
 
 
 def _start_op(spec, grid: dict[str, list], count: int) -> records.Op:
