@@ -99,8 +99,6 @@ def main(argv: list[str]) -> int:
                 conn, _ = listener.accept()
                 request = _request(conn)
                 if request is None or not single or _startup_env(request["env"]) != _startup_env(os.environ):
-                    a, b = _startup_env(request["env"]) if request else {}, _startup_env(os.environ)
-                    print("DEBUG refuse", single, {k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)}, file=sys.stderr)
                     conn.close()  # the client falls back to starting the kernel itself
                     continue
                 pid = os.fork()
