@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from .errors import first_line
+
 _RUNS_HOW = ("Nothing runs by itself: keep `mlops-magics scheduler` running here, or install "
              "`mlops-magics schedule export {name} --to crontab` (or --to systemd).")
 
@@ -20,7 +22,7 @@ def _store():
 
 
 def _fail(exc: Exception, usage: bool = False):
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    text = first_line(exc) or type(exc).__name__
     return click.UsageError(text) if usage else click.ClickException(text)
 
 

@@ -15,7 +15,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from mlops_magics._fingerprint_core import Column, Parts, canonical, run_tasks
-from mlops_magics._fingerprint_values import Encoder, Unsupported, feed_strings, is_null_like
+from mlops_magics._fingerprint_values import (
+    Encoder,
+    Unsupported,
+    feed_strings,
+    is_null_like,
+)
 
 _FLOATS = {2: np.float16, 4: np.float32, 8: np.float64}
 

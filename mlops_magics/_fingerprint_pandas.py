@@ -14,9 +14,21 @@ import numpy as np
 import pandas as pd
 
 from mlops_magics import _fingerprint_core
-from mlops_magics._fingerprint_core import Column, Parts, canonical, dtype_name, le_dtype, run_tasks
+from mlops_magics._fingerprint_core import (
+    Column,
+    Parts,
+    canonical,
+    dtype_name,
+    le_dtype,
+    run_tasks,
+)
 from mlops_magics._fingerprint_numpy import array_column
-from mlops_magics._fingerprint_values import NestedHook, Unsupported, object_column, string_column
+from mlops_magics._fingerprint_values import (
+    NestedHook,
+    Unsupported,
+    object_column,
+    string_column,
+)
 
 _MASKED = (pd.arrays.IntegerArray, pd.arrays.FloatingArray, pd.arrays.BooleanArray)
 _RANGE_CHUNK = 1 << 18

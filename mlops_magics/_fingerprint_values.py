@@ -24,7 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from mlops_magics._fingerprint_core import Column, c_order_chunks, canonical, dtype_name, u64
+from mlops_magics._fingerprint_core import (
+    Column,
+    c_order_chunks,
+    canonical,
+    dtype_name,
+    u64,
+)
 
 _NAN = struct.pack("<d", math.nan)
 _DOUBLE = struct.Struct("<d")

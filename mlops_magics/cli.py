@@ -11,6 +11,7 @@ import sys
 import click
 
 from . import __version__, naming
+from .errors import one_line
 
 _RUN_KINDS = (naming.KIND_CELL, naming.KIND_JOB)  # what `runs` lists; session runs only group cells
 _MAX_METRICS = 4
@@ -225,22 +226,15 @@ def sweep(notebook, grid, workers, cluster, experiment, timeout, kernel, metric,
 # -- helpers -------------------------------------------------------------------------
 def _client(uri: str):
     """An MlflowClient on ``uri``; a missing SQLite file is an error, not a new empty store."""
-    from pathlib import Path
-
     from . import locations
 
-    if uri.startswith("sqlite:///"):
-        path = Path(uri[len("sqlite:///"):].split("?", 1)[0])
-        if not path.is_file():
-            raise click.ClickException(
-                f"no MLflow store at {path}: track a cell or run `mlops-magics demo` first, "
-                "or pass --tracking-uri")
-    from mlflow import MlflowClient
-
+    hint = "track a cell or run `mlops-magics demo` first, or pass --tracking-uri"
     try:
-        return MlflowClient(tracking_uri=uri)
+        return locations.reading_client(uri, click.ClickException, hint)
+    except click.ClickException:
+        raise
     except Exception as exc:
-        raise click.ClickException(f"cannot use tracking URI {locations.display_uri(uri)}: {_one_line(exc)}") from None
+        raise click.ClickException(f"cannot use tracking URI {locations.display_uri(uri)}: {one_line(exc)}") from None
 
 
 def _recent_runs(client, experiment: str, count: int) -> list:
@@ -256,7 +250,7 @@ def _recent_runs(client, experiment: str, count: int) -> list:
         if _unreachable(exc):
             where = locations.display_uri(client.tracking_uri)
             raise click.ClickException(f"cannot reach MLflow at {where}: is the server running?") from None
-        raise click.ClickException(f"MLflow could not list runs: {_one_line(exc)}") from None
+        raise click.ClickException(f"MLflow could not list runs: {one_line(exc)}") from None
 
 
 def _search(client, experiment: str, count: int) -> list:
@@ -312,11 +306,6 @@ def _unreachable(exc: BaseException) -> bool:
     text = str(exc)
     return isinstance(exc, OSError) or any(
         s in text for s in ("Max retries exceeded", "Connection refused", "Read timed out", "Name or service not known"))
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
 
 
 def _add_job_commands() -> None:

@@ -30,6 +30,17 @@ class TrackingError(MlopsError):
     """MLflow refused or could not take a record."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first non-blank line of an exception's message (at most 300 characters)."""
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0][:300] if lines else ""
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message``, for one-line errors and tags (at most 300 characters)."""
+    return f"{type(exc).__name__}: {first_line(exc)}"[:300]
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """Return ``" Did you mean 'x'?"`` for the closest choice, or ``""``."""
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.5)

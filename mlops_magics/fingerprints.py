@@ -216,9 +216,9 @@ def _parts(obj: Any) -> Parts:
         return array_parts(obj, kind, _nested_digest)
     library = _data_kind(obj)
     if library == "pandas":
-        from mlops_magics import _fingerprint_pandas as pdf
-
         import pandas as pd
+
+        from mlops_magics import _fingerprint_pandas as pdf
 
         if isinstance(obj, pd.DataFrame):
             return pdf.frame_parts(obj, _nested_digest)

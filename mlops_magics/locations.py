@@ -27,6 +27,19 @@ def tracking_uri(explicit: str | None = None) -> str:
     return "sqlite:///" + str(Path.cwd().resolve() / "mlflow.db")
 
 
+def reading_client(uri: str, error: type[Exception], hint: str = "set MLFLOW_TRACKING_URI or run where mlflow.db is",
+                   *, registry: bool = False):
+    """An ``MlflowClient`` for reading what is there: a SQLite store that does not exist is
+    ``error("no MLflow store at ...: hint")``, not a new empty database where the user stands."""
+    if uri.startswith("sqlite:///"):
+        store = Path(uri[len("sqlite:///"):].split("?", 1)[0])
+        if not store.is_file():
+            raise error(f"no MLflow store at {store}: {hint}")
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri if registry else None)
+
+
 def experiment_name(explicit: str | None = None) -> str:
     """The experiment: ``explicit``, else ``$MLFLOW_EXPERIMENT_NAME``, else MLflow's ``Default``."""
     return explicit or os.environ.get(EXPERIMENT_ENV, "").strip() or DEFAULT_EXPERIMENT

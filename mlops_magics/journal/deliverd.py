@@ -15,6 +15,7 @@ import time
 
 from ..processes import alive
 
+URI_ENV = "MLOPS_MAGICS_DELIVER_URI"  # the URI: in the environment, not on the command line
 HOLD_ENV = "MLOPS_MAGICS_DELIVER_HOLD"
 GIVE_UP_AFTER_PARENT_S = 120.0
 IDLE_EXIT_S = 600.0
@@ -28,7 +29,7 @@ def main(argv: list[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     os.nice(_NICE)  # background work: the kernel (or the sweep) it delivers for comes first
     path, parent = argv[0], int(argv[1])
-    uri = os.environ.get("MLOPS_MAGICS_DELIVER_URI", "")
+    uri = os.environ.get(URI_ENV, "")
     if not uri:
         return 2
     journal = Journal(path)

@@ -16,12 +16,16 @@ import time
 from dataclasses import dataclass, field
 
 from .. import naming
+from ..errors import one_line
 from ..tracking import records
 from .store import Batch, Journal, new_owner
 
 log = logging.getLogger("mlops_magics")
 
 _BACKOFF_START, _BACKOFF_MAX, _IDLE_POLL = 0.25, 30.0, 1.0
+# At the end of a job, MLflow failing every attempt for this long ends the wait for it: the
+# records stay in the journal for later.
+OUTAGE_GRACE = 5.0
 _WAKE_POLL = 0.05  # how often an idle delivery looks for a flush asked by another process
 
 
@@ -29,11 +33,24 @@ _WAKE_POLL = 0.05  # how often an idle delivery looks for a flush asked by anoth
 class DeliveryStatus:
     uri: str
     pending: int  # records in the journal not yet in MLflow
-    delivered: int
     rejected: int
     last_error: str | None
-    retry_in: float | None = None
     rejected_errors: list[str] = field(default_factory=list)
+
+
+class _Outage:
+    """How long MLflow has been failing without a break, as seen by one ``flush``."""
+
+    def __init__(self, grace: float | None) -> None:
+        self.grace, self._since = grace, None
+
+    def long(self, error: str | None) -> bool:
+        """Given the latest delivery error (None: the last attempt went through or none failed)."""
+        if self.grace is None or not error:
+            self._since = None
+            return False
+        self._since = self._since or time.monotonic()
+        return time.monotonic() - self._since >= self.grace
 
 
 class Delivery:
@@ -51,9 +68,7 @@ class Delivery:
         self._thread: threading.Thread | None = None
         self._writer = None
         self._stopping = self._wake = False
-        self._delivered = self._rejected = 0
         self._last_error: str | None = None
-        self._next_try = 0.0
         self._seen_wake = time.time()
 
     # -- producer side -------------------------------------------------------------
@@ -82,29 +97,34 @@ class Delivery:
         """MLflow's run id for a client key, once delivered."""
         return self.journal.run_id(self.uri, key)
 
-    def flush(self, timeout: float = 30.0, everyone: bool = False) -> int:
-        """Deliver now, waiting up to ``timeout`` s; return records still pending (own, or all)."""
+    def flush(self, timeout: float = 30.0, everyone: bool = False, outage_grace: float | None = None) -> int:
+        """Deliver now, waiting up to ``timeout`` s; return records still pending (own, or all).
+
+        ``outage_grace``: stop waiting once MLflow has failed every attempt for that long
+        (the records stay in the journal); for waits at the end of a job, where a server
+        that is down would otherwise hold the user for the whole ``timeout``.
+        """
         deadline = time.monotonic() + max(0.0, timeout)
+        outage = _Outage(outage_grace)
         self.start()
         while True:
             left = self.pending(everyone)
-            if left == 0 or time.monotonic() >= deadline or self._thread is None:
+            if left == 0 or time.monotonic() >= deadline or self._thread is None or outage.long(self._last_error):
                 return left
             with self._cond:
                 self._wake = True  # skip any backoff: the user asked for delivery now
                 self._cond.notify_all()
                 self._cond.wait(min(0.05, max(0.0, deadline - time.monotonic())))
 
+    def last_error(self) -> str | None:
+        """Why the oldest waiting records are not in MLflow yet, when an attempt failed."""
+        return self.journal.last_error(self.uri)
+
     def status(self) -> DeliveryStatus:
-        pending = self.pending()
-        with self._cond:
-            error = self._last_error if pending else None
-            retry = max(0.0, self._next_try - time.monotonic()) if error else None
-            return DeliveryStatus(
-                uri=self.uri, pending=pending, delivered=self._delivered, rejected=self._rejected,
-                last_error=error or (self.journal.last_error(self.uri) if pending else None),
-                retry_in=retry, rejected_errors=self.journal.rejected(self.uri),
-            )
+        """What waits and what MLflow refused, from the journal (whichever process delivers)."""
+        pending, rejected = self.pending(), self.journal.rejected(self.uri)
+        return DeliveryStatus(uri=self.uri, pending=pending, rejected=len(rejected),
+                              last_error=self.last_error() if pending else None, rejected_errors=rejected)
 
     def close(self, timeout: float = 10.0) -> int:
         """Flush, then stop the worker and hand the lease back. Returns own records left.
@@ -134,14 +154,19 @@ class Delivery:
         with self._cond:
             while not self._wake and not self._stopping and time.monotonic() < deadline:
                 self._cond.wait(min(_WAKE_POLL, max(0.0, deadline - time.monotonic())))
-                if self.journal.woken_at(self.uri) > self._seen_wake:
-                    self._seen_wake = self.journal.woken_at(self.uri)
+                woken = self.journal.woken_at(self.uri)
+                if woken > self._seen_wake:
+                    self._seen_wake = woken
                     break
             self._wake = False
             return not self._stopping
 
     def _run(self) -> None:
         backoff = _BACKOFF_START
+        try:  # housekeeping, once per delivery: not on the path of a process that only records
+            self.journal.prune_latest_metrics()
+        except Exception:
+            log.debug("could not prune the journal's latest metrics", exc_info=True)
         if self._warm:
             self._load_writer()
         while not self._stopping:
@@ -157,12 +182,10 @@ class Delivery:
             try:
                 self._apply(batch)
             except Exception as exc:  # an outage: keep the batch, retry later
-                from .mlflow_writer import describe
-
-                error = describe(exc)
+                error = one_line(exc)
                 self.journal.failed(batch, error)
                 with self._cond:
-                    self._last_error, self._next_try = error, time.monotonic() + backoff
+                    self._last_error = error
                 # Not a warning: printed from this thread it would land in whatever cell runs now.
                 log.info("MLflow at %s unreachable (%s); retrying in %.1fs", self.uri, error, backoff)
                 if not self._sleep(backoff):
@@ -211,7 +234,7 @@ class Delivery:
         return len(orphans)
 
     def _apply(self, batch: Batch) -> None:
-        from .mlflow_writer import MlflowWriter, describe, is_transient, probe
+        from .mlflow_writer import MlflowWriter, is_transient, probe
 
         probe(self.uri)
         if self._writer is None:
@@ -223,13 +246,8 @@ class Delivery:
             except Exception as exc:
                 if is_transient(exc):
                     raise
-                self.journal.reject(self.uri, op, describe(exc))
-                with self._cond:
-                    self._rejected += 1
-                log.error("MLflow rejected a %s record: %s", op["op"], describe(exc))
-            else:
-                with self._cond:
-                    self._delivered += 1
+                self.journal.reject(self.uri, op, one_line(exc))
+                log.error("MLflow rejected a %s record: %s", op["op"], one_line(exc))
             self.journal.progress(batch, i + 1)
 
 
@@ -260,9 +278,11 @@ class ProcessDelivery(Delivery):
                 return
             if self.journal.lease_holder(self.uri) is not None:
                 return  # another live process (a sweep's parent, a delivery process) delivers this URI
-            env = {**os.environ, "MLOPS_MAGICS_DELIVER_URI": self.uri}  # not on the command line
+            from .deliverd import HOLD_ENV, URI_ENV
+
+            env = {**os.environ, URI_ENV: self.uri}
             if self.hold:
-                env["MLOPS_MAGICS_DELIVER_HOLD"] = "1"
+                env[HOLD_ENV] = "1"
             log_path = self.journal.path.with_name("deliver.log")
             fd = os.open(log_path, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
             self._process = subprocess.Popen(
@@ -270,8 +290,9 @@ class ProcessDelivery(Delivery):
                 env=env, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, start_new_session=True)
             os.close(fd)
 
-    def flush(self, timeout: float = 30.0, everyone: bool = False) -> int:
+    def flush(self, timeout: float = 30.0, everyone: bool = False, outage_grace: float | None = None) -> int:
         deadline = time.monotonic() + max(0.0, timeout)
+        outage = _Outage(outage_grace)
         self.journal.wake(self.uri)
         checked = 0.0
         while True:
@@ -281,17 +302,13 @@ class ProcessDelivery(Delivery):
             left = self.pending(everyone)
             if left == 0 or time.monotonic() >= deadline:
                 return left
+            if outage.grace is not None and outage.long(self.last_error()):
+                return left
             time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
-
-    def status(self) -> DeliveryStatus:
-        pending = self.pending()
-        return DeliveryStatus(uri=self.uri, pending=pending, delivered=0, rejected=len(self.journal.rejected(self.uri)),
-                              last_error=self.journal.last_error(self.uri) if pending else None,
-                              rejected_errors=self.journal.rejected(self.uri))
 
     def close(self, timeout: float = 10.0) -> int:
         """Wait up to ``timeout`` for own records; the delivery process finishes the rest."""
-        if self.journal.last_error(self.uri):
+        if self.last_error():
             timeout = min(timeout, 1.0)
         left = self.flush(timeout) if self._process is not None else self.pending(everyone=False)
         with self._cond:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+
 from .. import naming
 from ..locations import display_uri
 from ..tracking.records import Op
@@ -169,9 +170,6 @@ def is_transient(exc: BaseException) -> bool:
     return not isinstance(exc, (TypeError, ValueError, KeyError))
 
 
-def describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
 
 

@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from .. import naming
 from ..locations import display_uri
 from ..processes import alive
 from ..tracking.records import Op
@@ -125,7 +126,6 @@ class Journal:
         os.chmod(self.path, 0o600)
         with self._conn() as db:
             db.executescript(_SCHEMA)
-            db.execute("DELETE FROM latest_metrics WHERE ts < ?", ((time.time() - LATEST_METRICS_DAYS * 86400) * 1000,))
 
     def _conn(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -152,7 +152,7 @@ class Journal:
                 (uri, json.dumps(ops, separators=(",", ":")), len(ops), owner, time.time()))
             for op in ops:
                 if op["op"] == "start":
-                    kind = op["tags"].get("mlops.kind")
+                    kind = op["tags"].get(naming.KIND)
                     db.execute("INSERT OR REPLACE INTO open_runs VALUES (?, ?, ?, ?)", (uri, op["key"], owner, kind))
                 elif op["op"] == "end":
                     db.execute("DELETE FROM open_runs WHERE uri = ? AND key = ?", (uri, op["key"]))
@@ -163,6 +163,10 @@ class Journal:
             db.execute("ROLLBACK")
             raise
         return int(cur.lastrowid)
+
+    def prune_latest_metrics(self) -> None:
+        """Forget the latest metric values of runs older than ``LATEST_METRICS_DAYS``."""
+        self._write("DELETE FROM latest_metrics WHERE ts < ?", ((time.time() - LATEST_METRICS_DAYS * 86400) * 1000,))
 
     def latest_metrics(self, uri: str, keys: list[str]) -> dict[str, dict[str, float]]:
         """``{key: {metric: value}}``: each run's latest values as MLflow will show them, from

@@ -33,26 +33,29 @@ def status(magics, words: list[str]) -> Table:
             ["tracked cells", len(session.history)]]
     for st in session.statuses():
         where = locations.display_uri(st.uri)
-        line = f"{st.pending} pending" + (f", {st.delivered} delivered" if st.delivered else "")
+        line = f"{st.pending} pending"
         if st.rejected:
             line += f", {st.rejected} rejected ({st.rejected_errors[-1]})"
         if st.last_error:
             line += f"; last error: {st.last_error}"
-            if st.retry_in is not None:
-                line += f"; retrying in {st.retry_in:.0f}s"
         rows.append([f"records for {where}", line])
     return Table(["", ""], rows, caption="mlops-magics status")
 
 
 def flush(magics, words: list[str]) -> Message:
     """Deliver pending records now."""
-    args = _argv("%track flush", words, (("--timeout",), {"type": float, "default": magics.flush_timeout}))
-    left = magics.session.flush(args.timeout)
+    from ..journal.flusher import OUTAGE_GRACE
+
+    args = _argv("%track flush", words, (("--timeout",), {"type": float, "default": None}))
+    # Without --timeout, an MLflow that fails every attempt for 5 s is not waited for longer:
+    # in a notebook job it would hold the job for the whole default wait.
+    timeout = magics.flush_timeout if args.timeout is None else args.timeout
+    left = magics.session.flush(timeout, outage_grace=OUTAGE_GRACE if args.timeout is None else None)
     if left == 0:
         return Message("all records are in MLflow")
     errors = [s.last_error for s in magics.session.statuses() if s.last_error]
     tail = f"; last error: {errors[-1]}" if errors else ""
-    return Message(f"{left} records still pending after {args.timeout:g}s{tail}", level="warning")
+    return Message(f"{left} records still pending after {timeout:g}s{tail}", level="warning")
 
 
 def runs(magics, words: list[str]) -> Table | Message:

@@ -8,7 +8,6 @@ import functools
 import logging
 
 import IPython
-
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
@@ -179,8 +178,9 @@ class TrackMagics(Magics):
         if self.summary:
             from ..display import CellSummary
 
-            st = self.session.delivery(run.uri).status()
-            self._publish(CellSummary(run, pending=st.pending, last_error=st.last_error))
+            delivery = self.session.delivery(run.uri)
+            pending = delivery.pending()  # two cheap reads on the cell's path, not the whole status
+            self._publish(CellSummary(run, pending=pending, last_error=delivery.last_error() if pending else None))
 
     # -- %track status | flush | runs ----------------------------------------------
     def _subcommand(self, line: str):

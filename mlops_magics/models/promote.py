@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 
 from .. import locations, naming
-from ..errors import did_you_mean
+from ..errors import did_you_mean, first_line
 from .save import ModelError, model_paths
 
 
@@ -53,10 +53,8 @@ def promote(run_id: str, model: str, *, metric: str = "f1", alias: str = "champi
     (``mlops.promotion=promoted|kept`` with both values). A run without a logged
     model, or without the metric, is a :class:`ModelError`.
     """
-    from mlflow import MlflowClient
-
     uri = locations.tracking_uri(tracking_uri)
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client = locations.reading_client(uri, ModelError, registry=True)
     run = _get_run(client, run_id, uri)
     value = _metric(run, metric)
     path = _model_path(client, run)
@@ -83,7 +81,7 @@ def _get_run(client, run_id: str, uri: str):
     except MlflowException as exc:
         if getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             raise ModelError(f"no run {run_id!r} at {locations.display_uri(uri)}") from None
-        raise ModelError(f"MLflow could not read run {run_id}: {str(exc).splitlines()[0]}") from None
+        raise ModelError(f"MLflow could not read run {run_id}: {first_line(exc)}") from None
 
 
 def _metric(run, metric: str) -> float:
@@ -127,7 +125,7 @@ def _register(client, model: str, run_id: str, path: str, metric: str, value: fl
         client.create_registered_model(model)
     except MlflowException as exc:
         if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
-            raise ModelError(f"MLflow could not create registered model {model!r}: {str(exc).splitlines()[0]}") from None
+            raise ModelError(f"MLflow could not create registered model {model!r}: {first_line(exc)}") from None
     source = f"runs:/{run_id}/{path}"
     for mv in client.search_model_versions(f"name = '{_quote(model)}' and run_id = '{run_id}'"):
         if mv.source == source:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import _current, locations, naming
-from ..errors import MlopsError, NoActiveRunError
+from ..errors import MlopsError, NoActiveRunError, one_line
 
 EXAMPLE_ROWS = 5
 _PATH_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-."
@@ -85,8 +85,7 @@ def save(obj: object, key: str, path: str, input_example: object = None) -> Logg
             output = obj.predict(example) if hasattr(obj, "predict") else obj.transform(example)
             signature = infer_signature(example, output)
         except Exception as exc:
-            raise ModelError(f"the input example does not fit the model: {type(exc).__name__}: "
-                             f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}") from None
+            raise ModelError(f"the input example does not fit the model: {one_line(exc)}") from None
     target = model_dir(key, path)
     if target.exists():  # logged again in the same run: the newest wins
         shutil.rmtree(target)
@@ -120,8 +119,7 @@ def _save_sklearn(obj: object, target: str, **kwargs) -> None:
         mlflow.sklearn.save_model(obj, target, serialization_format="cloudpickle", **kwargs)
     except Exception:
         shutil.rmtree(target, ignore_errors=True)
-        text = str(first).strip().splitlines()[0] if str(first).strip() else ""
-        raise ModelError(f"MLflow could not save the model: {type(first).__name__}: {text}") from None
+        raise ModelError(f"MLflow could not save the model: {one_line(first)}") from None
 
 
 def attach(run, logged: LoggedModel) -> None:

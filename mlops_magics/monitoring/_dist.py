@@ -17,7 +17,6 @@ rank gap, 1/256 (0.0039), and in practice by far less for smooth densities.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,10 +53,6 @@ class Dist:
         if n <= EXACT_LIMIT:
             return cls("sample", n, np.array(s, dtype=np.float64))
         return cls("quantiles", n, s[knot_index(n)].astype(np.float64))
-
-    def summarised(self) -> Dist:
-        """This distribution as a profile stores it (``sample`` shrinks to the sketch)."""
-        return Dist.from_sorted(self.x) if self.kind == "sample" else self
 
     # -- the CDF ----------------------------------------------------------------------
     def cdf(self, x: np.ndarray, side: str = "right") -> np.ndarray:
@@ -192,7 +187,3 @@ def _weighted(d: Dist) -> tuple[np.ndarray, np.ndarray]:
 
 def _floats(a: np.ndarray) -> list[float]:
     return [float(v) for v in a.tolist()]
-
-
-def finite_or_none(value: float) -> float | None:
-    return None if value is None or not math.isfinite(value) else float(value)

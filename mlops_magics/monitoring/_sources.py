@@ -84,14 +84,7 @@ def run_profile(uri: str) -> Profile:
 
 
 def _client():
-    uri = locations.tracking_uri()
-    if uri.startswith("sqlite:///"):
-        store = Path(uri[len("sqlite:///"):].split("?", 1)[0])
-        if not store.is_file():
-            raise SourceError(f"no MLflow store at {store}: set MLFLOW_TRACKING_URI or run where mlflow.db is")
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=uri)
+    return locations.reading_client(locations.tracking_uri(), SourceError)
 
 
 def _missing(client, run_id: str, name: str) -> SourceError:

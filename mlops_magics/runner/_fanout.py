@@ -21,7 +21,7 @@ from pathlib import Path
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from .. import locations, naming
-from ..errors import MlopsError
+from ..errors import MlopsError, one_line
 from ..tracking import records
 from .execute import JobResult
 
@@ -161,11 +161,6 @@ def _outcome(future, point: dict) -> JobResult:
         return JobResult(run_id=None, status="FAILED", output_path="", key="", parameters=dict(point),
                          failure=naming.FAILURE_KERNEL_DIED if died else naming.FAILURE_ERROR,
                          error=one_line(exc))
-
-
-def one_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return (f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__)[:300]
 
 
 # -- on the workers --------------------------------------------------------------------

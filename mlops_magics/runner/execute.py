@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import locations, naming
 from ..errors import MlopsError, did_you_mean
+from ..tracking.lineage import NOTEBOOK_ENV
 from .failures import EXIT_CODES, Failure, add_banner, classify
 from .parameters import merged, read_notebook_parameters, resolve
 
@@ -66,7 +67,7 @@ def kernel_env(*, job_key: str, uri: str, experiment: str, notebook: Path) -> di
     """The environment of a job's kernel: where to record, and which run is the job's."""
     return {**os.environ, locations.TRACKING_URI_ENV: uri, locations.EXPERIMENT_ENV: experiment,
             locations.HOME_ENV: str(locations.home().resolve()), locations.JOB_RUN_ENV: job_key,
-            "MLOPS_MAGICS_NOTEBOOK": str(notebook), "PYTHONUNBUFFERED": "1",
+            NOTEBOOK_ENV: str(notebook), "PYTHONUNBUFFERED": "1",
             "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}  # no download bars in the executed notebook
 
 
@@ -75,7 +76,9 @@ def start_kernel(kernel_name: str, env: dict[str, str], cwd: str | None = None, 
 
     ``forks``: the socket of a ``KernelForks`` server to fork the kernel from.
     """
-    from jupyter_client.manager import AsyncKernelManager  # nbclient's timeouts need the async one
+    from jupyter_client.manager import (
+        AsyncKernelManager,  # nbclient's timeouts need the async one
+    )
     from jupyter_core.utils import run_sync
 
     km = AsyncKernelManager(kernel_name=kernel_name)
@@ -142,7 +145,7 @@ def run_notebook(path: str | os.PathLike, parameters: dict[str, Any] | None = No
     final = merged(declared, overrides)
     kernel_name = _check_kernel(kernel, nb)
     uri, exp = locations.tracking_uri(tracking_uri), locations.experiment_name(experiment)
-    from ..journal.flusher import Delivery
+    from ..journal.flusher import OUTAGE_GRACE, Delivery
     from ..journal.store import Journal
 
     journal = Journal(locations.journal_path())
@@ -157,7 +160,8 @@ def run_notebook(path: str | os.PathLike, parameters: dict[str, Any] | None = No
             if result.failure not in RETRYABLE or attempt > retries:
                 break
             log.warning("job %s: %s; retrying (%d of %d)", notebook.name, result.failure, attempt, retries)
-        delivery.flush(flush_timeout, everyone=True)  # the kernel's records too, if it died
+        # The kernel's records too, if it died; with MLflow down they wait in the journal.
+        delivery.flush(flush_timeout, everyone=True, outage_grace=OUTAGE_GRACE)
         result.run_id = journal.run_id(uri, result.key)
         result.attempts, result.duration_s = attempt, time.monotonic() - started
         return result

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import naming
+from ..errors import first_line
 
 # Exit codes of `mlops-magics run`, one per kind of failure (documented in --help).
 EXIT_CODES = {None: 0, naming.FAILURE_ERROR: 1, naming.FAILURE_TIMEOUT: 124, naming.FAILURE_KERNEL_DIED: 138}
@@ -30,15 +31,10 @@ def classify(exc: BaseException, current_cell: int | None) -> Failure:
     if isinstance(exc, PapermillExecutionError):
         return Failure(naming.FAILURE_ERROR, f"{exc.ename}: {exc.evalue}", exc.cell_index)
     if isinstance(exc, CellTimeoutError):
-        return Failure(naming.FAILURE_TIMEOUT, f"CellTimeoutError: {_first_line(exc)}", current_cell)
+        return Failure(naming.FAILURE_TIMEOUT, f"CellTimeoutError: {first_line(exc)}", current_cell)
     if isinstance(exc, DeadKernelError):
-        return Failure(naming.FAILURE_KERNEL_DIED, f"DeadKernelError: {_first_line(exc)}", current_cell)
-    return Failure(naming.FAILURE_ERROR, f"{type(exc).__name__}: {_first_line(exc)}", current_cell)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0][:300] if lines else ""
+        return Failure(naming.FAILURE_KERNEL_DIED, f"DeadKernelError: {first_line(exc)}", current_cell)
+    return Failure(naming.FAILURE_ERROR, f"{type(exc).__name__}: {first_line(exc)}", current_cell)
 
 
 def add_banner(path: str, failure: Failure) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 from .. import naming
 from ..secrets import MASK, is_secret
 from ..tracking import records
-from ..tracking.lineage import file_sha256, git_state
+from ..tracking.lineage import code_tags, source_tags
 from ..tracking.values import param_string
 
 log = logging.getLogger("mlops_magics")
@@ -38,18 +38,9 @@ class JobRecorder:
     def start(self) -> None:
         import papermill
 
-        tags = {naming.KIND: naming.KIND_JOB, naming.NOTEBOOK: str(self.notebook),
-                naming.MLFLOW_SOURCE_NAME: str(self.notebook), naming.MLFLOW_SOURCE_TYPE: "NOTEBOOK",
-                naming.PAPERMILL_VERSION: papermill.__version__}
-        digest = file_sha256(self.notebook)
-        if digest:
-            tags[naming.NOTEBOOK_SHA256] = digest
-        git = git_state(self.notebook)
-        if git is not None:
-            tags.update({naming.GIT_COMMIT: git.commit, naming.GIT_DIRTY: str(git.dirty).lower()})
-            if git.branch:
-                tags[naming.GIT_BRANCH] = git.branch
-        tags.update(self.extra_tags)
+        notebook = str(self.notebook)
+        tags = {naming.KIND: naming.KIND_JOB, **source_tags(notebook), **code_tags(notebook),
+                naming.PAPERMILL_VERSION: papermill.__version__, **self.extra_tags}
         params = {naming.sanitize_key(k): (MASK if is_secret(k) else param_string(v))
                   for k, v in self.parameters.items()}
         self.delivery.submit([

@@ -32,7 +32,6 @@ import time
 from pathlib import Path
 
 from ..processes import alive
-from typing import Any
 
 log = logging.getLogger("mlops_magics")
 

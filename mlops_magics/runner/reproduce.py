@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .. import locations, naming
-from ..errors import MlopsError
+from ..errors import MlopsError, first_line
 from ..tracking.lineage import file_sha256
 
 
@@ -50,7 +50,7 @@ def _job_run(client, run_id: str):
         run = client.get_run(run_id)
     except Exception as exc:
         raise MlopsError(f"no run {run_id} at {locations.display_uri(client.tracking_uri)}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+                         f"{first_line(exc) or type(exc).__name__}") from None
     if run.data.tags.get(naming.KIND) != naming.KIND_JOB:
         raise MlopsError(f"run {run_id} is not a notebook job (mlops.kind={run.data.tags.get(naming.KIND)!r}); "
                          "only runs made by `mlops-magics run` or `sweep` can be reproduced")
@@ -114,6 +114,6 @@ def _compare(original, again, rtol: float) -> list[Check]:
         if key.startswith("system."):
             continue  # time and memory are not expected to repeat
         now = again.data.metrics.get(key)
-        ok = now is not None and math.isclose(now, value, rel_tol=rtol, abs_tol=0.0 if rtol else 0.0)
+        ok = now is not None and math.isclose(now, value, rel_tol=rtol)
         checks.append(Check(f"metric {key}", f"{value:.10g}", "missing" if now is None else f"{now:.10g}", ok))
     return checks

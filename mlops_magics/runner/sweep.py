@@ -22,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import locations, naming
-from ..errors import MlopsError
-from ..journal.flusher import ProcessDelivery
+from ..errors import MlopsError, one_line
+from ..journal.flusher import OUTAGE_GRACE, ProcessDelivery
 from ..tracking import records
+from ..tracking.lineage import source_tags
 from .execute import JobResult
 from .parameters import ParameterError, read_notebook_parameters, resolve
 
@@ -247,7 +248,8 @@ def run_sweep(path: str | os.PathLike, grid: dict[str, list], *, workers: int | 
     finally:
         if forks is not None:
             forks.close()
-        left = delivery.close(timeout=_DELIVERY_TIMEOUT if result is not None else 10.0)
+        delivery.close(timeout=_DELIVERY_TIMEOUT if result is not None else 10.0)
+        left = delivery.pending(everyone=True)  # the kernels' records too
         journal.close()
     if left and not result.note:
         result.note = f"{left} records wait in the journal for MLflow: `mlops-magics sync` delivers them"
@@ -281,8 +283,7 @@ def _sweep(notebook: Path, grid, points, kernel_name: str, delivery, forks, *, w
 
 def _start_op(spec, grid: dict[str, list], count: int) -> records.Op:
     shown = {k: [v if isinstance(v, (int, float, str, bool)) else repr(v) for v in vs] for k, vs in grid.items()}
-    tags = {naming.KIND: naming.KIND_SWEEP, naming.NOTEBOOK: spec.notebook,
-            naming.MLFLOW_SOURCE_NAME: spec.notebook, naming.MLFLOW_SOURCE_TYPE: "NOTEBOOK",
+    tags = {naming.KIND: naming.KIND_SWEEP, **source_tags(spec.notebook),
             naming.SWEEP_GRID: naming.clip(json.dumps(shown), naming.MAX_TAG_VAL_LENGTH),
             naming.SWEEP_POINTS: str(count)}
     name = f"sweep {Path(spec.notebook).stem} " + " ".join(f"{k}x{len(v)}" for k, v in grid.items())
@@ -305,8 +306,6 @@ def _end_ops(key: str, result: SweepResult) -> list[records.Op]:
 
 
 def _interrupted_ops(key: str, exc: BaseException) -> list[records.Op]:
-    from ._fanout import one_line
-
     tags = {naming.FAILURE: naming.FAILURE_ERROR, naming.ERROR: f"the sweep stopped: {one_line(exc)}"}
     return [records.log(key, tags=tags), records.end(key, status="KILLED", end_ms=records.now_ms())]
 
@@ -324,7 +323,7 @@ def pick_metric(metrics: list[dict[str, float]], greater_is_better: bool = True)
 
 def _rank(spec, points, jobs: list[JobResult], delivery, metric: str | None,
           greater_is_better: bool) -> SweepResult:
-    left = delivery.flush(_DELIVERY_TIMEOUT, everyone=True)
+    delivery.flush(_DELIVERY_TIMEOUT, everyone=True, outage_grace=OUTAGE_GRACE)
     for job in jobs:
         if job.run_id is None and job.key:
             job.run_id = delivery.run_id(job.key)
@@ -339,8 +338,7 @@ def _rank(spec, points, jobs: list[JobResult], delivery, metric: str | None,
     sign = -1.0 if greater_is_better else 1.0
     result.points.sort(key=lambda p: (p.job.status != "FINISHED", p.value is None,
                                       sign * p.value if p.value is not None else 0.0))
-    result.note = _note(result, done, metric) or (
-        f"{left} records wait in the journal for MLflow: `mlops-magics sync` delivers them" if left else "")
+    result.note = _note(result, done, metric)
     return result
 
 
@@ -372,8 +370,6 @@ def _job_metrics(spec, journal, jobs: list[JobResult]) -> dict[str, dict[str, fl
 
 def _mlflow_metrics(spec) -> dict[str, dict[str, float]]:
     """The metrics of the sweep's job runs in MLflow: {run id: {name: value}}."""
-    from ._fanout import one_line
-
     try:
         from mlflow import MlflowClient
 

@@ -14,8 +14,18 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from .. import locations, naming
+from ..errors import one_line
 from . import cron
-from .store import FAILED, FINISHED, MISSED, RUNNING, SKIPPED, Schedule, ScheduleStore, Slot
+from .store import (
+    FAILED,
+    FINISHED,
+    MISSED,
+    RUNNING,
+    SKIPPED,
+    Schedule,
+    ScheduleStore,
+    Slot,
+)
 
 log = logging.getLogger("mlops_magics.schedules")
 
@@ -106,7 +116,7 @@ def run_slot(store: ScheduleStore, s: Schedule, slot: Slot, trigger: str | None 
                               timeout=s.timeout, retries=s.retries, progress=False, tracking_uri=s.tracking_uri,
                               tags=tags, cwd=s.workdir if _isdir(s.workdir) else None)
     except Exception as exc:  # a bad parameter, a missing notebook: this slot failed, the others still run
-        detail = _join(slot.detail, f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+        detail = _join(slot.detail, one_line(exc))
         store.finish(slot.id, FAILED, detail=detail)
         out = Outcome(s.name, FAILED, when, detail=detail, triggered_by=trigger)
         log.warning(out.line(), exc_info=True)

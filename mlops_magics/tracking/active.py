@@ -93,3 +93,13 @@ class ActiveRun:
             elif high is not None and value > high:
                 reasons.append(f"{name}={value:.6g} above max {high:g}")
         return reasons
+
+
+def add_alerts(tags: dict[str, str], reasons: list[str]) -> None:
+    """Mark a run's ``tags`` alerted by ``reasons``: a drift alert stays a drift alert, and
+    the reasons follow any already there (a drift report's)."""
+    if not reasons:
+        return
+    tags.setdefault(naming.ALERT, naming.ALERT_METRIC)
+    kept = [r for r in (tags.get(naming.ALERT_REASON), "; ".join(reasons)) if r]
+    tags[naming.ALERT_REASON] = naming.clip("; ".join(kept), naming.MAX_TAG_VAL_LENGTH)

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 from .. import _current, naming
 from ..secrets import MASK, is_secret, mask_mapping
 from . import records
+from .active import add_alerts
 from .analysis import CellAnalysis, analyse, existing_files, mask_source
 from .datasets import data_record, is_data, mlflow_dataset
-from .lineage import lineage_tags, notebook_path
+from .lineage import lineage_tags, notebook_path, source_tags
 from .resources import ResourceMeter
 from .session import ActiveRun, CellRun, TrackingSession
 from .values import metric_items, param_string
@@ -241,8 +242,7 @@ class TrackedCell:
                 naming.CELL_SHA256: hashlib.sha256(self.source.encode()).hexdigest(),
                 **mask_mapping(self.options.tags)}
         if self.notebook:
-            tags.update({naming.NOTEBOOK: self.notebook, naming.MLFLOW_SOURCE_NAME: self.notebook,
-                         naming.MLFLOW_SOURCE_TYPE: "NOTEBOOK"})
+            tags.update(source_tags(self.notebook))
         if self.execution_count is not None:
             tags[naming.EXECUTION_COUNT] = str(self.execution_count)
         if self.cell_id:
@@ -261,10 +261,7 @@ class TrackedCell:
             tags[naming.FAILURE] = naming.FAILURE_ERROR
             tags[naming.ERROR] = run.error
         tags.update(mask_mapping(self.active.tags))
-        if run.alerts:
-            tags[naming.ALERT] = tags.get(naming.ALERT, naming.ALERT_METRIC)  # a drift alert stays
-            reasons = [r for r in (tags.get(naming.ALERT_REASON), "; ".join(run.alerts)) if r]
-            tags[naming.ALERT_REASON] = naming.clip("; ".join(reasons), naming.MAX_TAG_VAL_LENGTH)
+        add_alerts(tags, run.alerts)
         ts = records.now_ms()
         metrics = [(k, v, ts, 0) for k, v in {**run.metrics, **run.usage}.items()] + self.active.metrics
         self.active.metrics = []

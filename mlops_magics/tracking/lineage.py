@@ -130,25 +130,41 @@ def _installed() -> dict[str, str]:
     return pins
 
 
-def lineage_tags(notebook: str | None) -> tuple[dict[str, str], str]:
-    """Lineage tags for a run made now, and the requirements text to attach."""
+def source_tags(notebook: str) -> dict[str, str]:
+    """The notebook a run came from, as MLflow's UI shows a run's source."""
+    from .. import naming
+
+    return {naming.NOTEBOOK: notebook, naming.MLFLOW_SOURCE_NAME: notebook, naming.MLFLOW_SOURCE_TYPE: "NOTEBOOK"}
+
+
+def code_tags(notebook: str | None) -> dict[str, str]:
+    """The state of the code now: the notebook's content hash, and the git state of its
+    repository (of the working folder when there is no notebook file)."""
     from .. import naming
 
     tags: dict[str, str] = {}
-    if notebook:
-        tags[naming.NOTEBOOK] = notebook
-        tags[naming.MLFLOW_SOURCE_NAME] = notebook
-        tags[naming.MLFLOW_SOURCE_TYPE] = "NOTEBOOK"
-        digest = file_sha256(notebook)
-        if digest:
-            tags[naming.NOTEBOOK_SHA256] = digest
+    digest = file_sha256(notebook) if notebook else None
+    if digest:
+        tags[naming.NOTEBOOK_SHA256] = digest
     git = git_state(notebook if notebook and os.path.exists(notebook) else None)
     if git is not None:
         tags[naming.GIT_COMMIT] = git.commit
         tags[naming.GIT_DIRTY] = str(git.dirty).lower()
         if git.branch:
             tags[naming.GIT_BRANCH] = git.branch
+    return tags
+
+
+def environment_tags() -> tuple[dict[str, str], str]:
+    """The Python environment's tags, and the requirements text to attach."""
+    from .. import naming
+
     env = environment()
-    tags[naming.ENV_SHA256] = env.sha256
-    tags[naming.ENV_PYTHON] = env.python
-    return tags, env.requirements
+    return {naming.ENV_SHA256: env.sha256, naming.ENV_PYTHON: env.python}, env.requirements
+
+
+def lineage_tags(notebook: str | None) -> tuple[dict[str, str], str]:
+    """Code and environment tags for a run made now (its source tags go with its start),
+    and the requirements text to attach."""
+    env, requirements = environment_tags()
+    return {**code_tags(notebook), **env}, requirements

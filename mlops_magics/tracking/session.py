@@ -14,8 +14,8 @@ import threading
 from dataclasses import dataclass, field
 
 from .. import naming
-from .active import ActiveRun  # noqa: F401  (re-exported for the tracker)
 from . import records
+from .active import ActiveRun, add_alerts  # noqa: F401  (ActiveRun re-exported for the tracker)
 
 log = logging.getLogger("mlops_magics")
 
@@ -88,10 +88,8 @@ class TrackingSession:
         run.take_spill()
         ops = []
         alerts = [a for a in run.alerts(self.job_metrics, missing=False) if a not in self._job_alerts]
-        if alerts:
-            self._job_alerts.extend(alerts)
-            run.tags.setdefault(naming.ALERT, naming.ALERT_METRIC)
-            run.tags[naming.ALERT_REASON] = naming.clip("; ".join(self._job_alerts), naming.MAX_TAG_VAL_LENGTH)
+        self._job_alerts.extend(alerts)
+        add_alerts(run.tags, alerts)  # after a drift report's reason, if one set it
         fresh = {k: v for k, v in run.tags.items() if self._job_sent.get(k) != v}
         if fresh:  # the tags stay on the run object: later cells read them (mlops.model)
             ops.append(records.log(run.key, tags=fresh))
@@ -105,11 +103,10 @@ class TrackingSession:
     @staticmethod
     def _job_environment(key: str, delivery) -> None:
         """The kernel's own Python and packages, captured inside the kernel."""
-        from .lineage import environment
+        from .lineage import environment_tags
 
-        env = environment()
-        delivery.submit([records.log(key, tags={naming.ENV_SHA256: env.sha256, naming.ENV_PYTHON: env.python}),
-                         records.artifact(key, naming.ARTIFACT_REQUIREMENTS, env.requirements)])
+        tags, requirements = environment_tags()
+        delivery.submit([records.log(key, tags=tags), records.artifact(key, naming.ARTIFACT_REQUIREMENTS, requirements)])
 
     def defer(self, fn, *args):
         """Run ``fn(*args)`` in the session's one background thread, in submission order."""
@@ -156,9 +153,9 @@ class TrackingSession:
         tags = {naming.KIND: naming.KIND_SESSION, naming.SESSION_KEY: self.key,
                 naming.MLFLOW_USER: _user()}
         if notebook:
-            tags[naming.NOTEBOOK] = notebook
-            tags[naming.MLFLOW_SOURCE_NAME] = notebook
-            tags[naming.MLFLOW_SOURCE_TYPE] = "NOTEBOOK"
+            from .lineage import source_tags
+
+            tags.update(source_tags(notebook))
         name = f"session {notebook.rsplit('/', 1)[-1]}" if notebook else "session"
         op = records.start(key, experiment=experiment, name=name, start_ms=records.now_ms(), tags=tags)
         return key, [op]
@@ -188,15 +185,16 @@ class TrackingSession:
     def statuses(self):
         return [d.status() for d in list(self._deliveries.values())]
 
-    def flush(self, timeout: float = 30.0) -> int:
-        """Deliver everything now; wait at most ``timeout`` seconds in all; return records left."""
+    def flush(self, timeout: float = 30.0, outage_grace: float | None = None) -> int:
+        """Deliver everything now; wait at most ``timeout`` seconds in all (or until MLflow has
+        failed every attempt for ``outage_grace`` seconds); return records left."""
         import time
 
         deadline = time.monotonic() + timeout
         self._drain(timeout)
         left = 0
         for d in list(self._deliveries.values()):
-            left += d.flush(max(0.0, deadline - time.monotonic()))
+            left += d.flush(max(0.0, deadline - time.monotonic()), outage_grace=outage_grace)
         return left
 
     def close(self, timeout: float = 10.0) -> int:

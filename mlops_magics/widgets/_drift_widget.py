@@ -9,7 +9,7 @@ import traitlets
 from altair.jupyter.jupyter_chart import PointSelection
 
 from ..monitoring._evaluate import DEFAULT_THRESHOLDS, METHODS
-from ..monitoring.drift import drift
+from ..monitoring.drift import drift, method_name
 from . import charts
 from ._chart import VegaChart, static_image
 
@@ -54,7 +54,7 @@ class DriftWidget(widgets.VBox):
                           self.scores, self._hint, self.distribution])
         self.add_class("mlops-magics-drift")
         self._quiet = True
-        self.method = _canonical(method)
+        self.method = method_name(method)
         self.threshold = None if threshold is None else float(threshold)
         self._quiet = False
         self._sync_controls()
@@ -161,13 +161,6 @@ def feature_from_selection(selections: dict) -> str | None:
     sel = (selections or {}).get(charts.FEATURE_PICK) or {}
     value = PointSelection.from_vega(charts.FEATURE_PICK, signal=sel.get("value"), store=sel.get("store") or []).value
     return str(value[0]["feature"]) if value and "feature" in value[0] else None
-
-
-def _canonical(method: str) -> str:
-    from ..monitoring import drift as drift_module
-
-    m = str(method).lower()
-    return getattr(drift_module, "_ALIASES", {}).get(m, m)
 
 
 def _default(method: str) -> float:

@@ -21,14 +21,7 @@ class HistoryError(MlopsError):
 def client(tracking_uri: str | None = None):
     """A client of the tracking store; a SQLite store that is not there is an error,
     not a new empty database in the working directory."""
-    uri = locations.tracking_uri(tracking_uri)
-    if uri.startswith("sqlite:///"):
-        store = Path(uri[len("sqlite:///"):].split("?", 1)[0])
-        if not store.is_file():
-            raise HistoryError(f"no MLflow store at {store}: set MLFLOW_TRACKING_URI or run where mlflow.db is")
-    from mlflow import MlflowClient
-
-    return MlflowClient(tracking_uri=uri)
+    return locations.reading_client(locations.tracking_uri(tracking_uri), HistoryError)
 
 
 def experiment(mlflow_client, name: str):

@@ -18,7 +18,8 @@ import altair as alt
 import numpy as np
 import pandas as pd
 
-P_VALUE_METHODS = ("ks", "chi2")
+from ..monitoring._evaluate import P_VALUE_METHODS
+
 DRIFTED, NOT_DRIFTED = "drifted", "not drifted"
 _RED, _GREEN, _GREY, _BLUE, _ORANGE = "#c62828", "#2e7d32", "#9e9e9e", "#1f77b4", "#ff7f0e"
 FEATURE_PICK = "feature_pick"
