@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from mlops_magics.secrets import is_secret
-from mlops_magics.tracking.analysis import analyse, mask_source
+from mlops_magics.secrets import mask_source
+from mlops_magics.tracking.analysis import analyse
 from mlops_magics.tracking.values import metric_items, param_string, real_scalar
 
 

@@ -10,7 +10,6 @@ import ast
 import os
 from dataclasses import dataclass, field
 
-from ..secrets import MASK, is_secret
 
 MAX_PARAM_REPR = 500
 MAX_PATH_LITERAL = 1024
@@ -202,44 +201,3 @@ def existing_files(strings: list[str], cwd: str | None = None) -> list[str]:
         except (OSError, ValueError):
             continue
     return found
-
-
-def secret_literals(source: str) -> list[str]:
-    """String literals bound to secret-looking names.
-
-    Covers ``token = "..."``, ``f(password="...")`` and ``{"api_key": "..."}``.
-    """
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return []
-    found: list[str] = []
-
-    def take(node: ast.AST | None) -> None:
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value:
-            found.append(node.value)
-
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            names = [t.id if isinstance(t, ast.Name) else getattr(t, "attr", "") for t in targets]
-            if any(is_secret(n) for n in names):
-                take(node.value)
-        elif isinstance(node, ast.keyword) and node.arg and is_secret(node.arg):
-            take(node.value)
-        elif isinstance(node, ast.Dict):
-            for k, v in zip(node.keys, node.values):
-                if isinstance(k, ast.Constant) and isinstance(k.value, str) and is_secret(k.value):
-                    take(v)
-    return found
-
-
-def mask_source(raw: str, python_source: str | None = None) -> str:
-    """``raw`` with every secret literal found in ``python_source`` (default ``raw``) as ``***``.
-
-    ``python_source`` is the cell after IPython's transforms, which parses even when
-    ``raw`` holds magics.
-    """
-    for value in sorted(set(secret_literals(python_source or raw)), key=len, reverse=True):
-        raw = raw.replace(value, MASK)
-    return raw

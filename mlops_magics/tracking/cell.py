@@ -14,10 +14,10 @@ import os
 from dataclasses import dataclass, field
 
 from .. import _current, naming
-from ..secrets import MASK, is_secret, mask_mapping
+from ..secrets import mask_mapping, mask_source
 from . import records
 from .active import add_alerts
-from .analysis import CellAnalysis, analyse, existing_files, mask_source
+from .analysis import CellAnalysis, analyse, existing_files
 from .datasets import data_record, is_data, mlflow_dataset
 from .lineage import lineage_tags, notebook_path, source_tags
 from .resources import ResourceMeter
@@ -93,8 +93,12 @@ class TrackedCell:
         _current.push(self.active)
         self.meter = ResourceMeter()
 
-    def finish(self, error: BaseException | None = None) -> CellRun:
-        """After the cell: work out what it set and produced, commit it, end the run."""
+    def finish(self, error: BaseException | None = None, displayed: object = None) -> CellRun:
+        """After the cell: work out what it set and produced, commit it, end the run.
+
+        ``displayed``: the value the cell displayed as its result (``Out[n]``), if any.
+        """
+        self.displayed = displayed
         usage = self.meter.stop()
         _current.pop(self.active)
         after = _ids(self.ns, self.hidden)
@@ -142,7 +146,7 @@ class TrackedCell:
             else:
                 self.warnings.append(f"--params {name}: no variable named {name!r} after the cell")
         out = {naming.sanitize_key(k): param_string(v) for k, v in values.items()}
-        return {k: (MASK if is_secret(k) else v) for k, v in out.items()}
+        return mask_mapping(out)
 
     def _metrics(self, names: set[str]) -> dict[str, float]:
         found: dict[str, float] = {}
