@@ -52,6 +52,7 @@ bench: $(STAMP)
 	$(PY) bench/fingerprint.py
 	$(PY) bench/drift.py
 	$(PY) bench/sweep.py
+	$(PY) bench/real_notebooks.py
 
 lab: $(STAMP)
 	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/mlflow.db MLOPS_MAGICS_HOME=$(CURDIR)/.mlops_magics \

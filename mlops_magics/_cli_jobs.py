@@ -2,12 +2,62 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 
 import click
 
 _EXIT_HELP = ("Exit codes: 0 finished; 1 a cell raised; 2 bad usage (unknown parameter, bad value); "
-              "124 a cell timed out; 138 the kernel died (out of memory, os._exit).")
+              "124 a cell timed out; 130 stopped by Ctrl-C or SIGTERM; 138 the kernel died (out of memory, os._exit).")
+EXIT_INTERRUPTED = 130
+
+
+@contextlib.contextmanager
+def _stop_on_signals():
+    """SIGINT and SIGTERM stop a job as Ctrl-C does: a KeyboardInterrupt here (the main thread).
+
+    While the job's run is being ended a second signal is ignored; a third quits at once.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers belong to the main thread; elsewhere Ctrl-C is not ours to take
+        return
+    seen = [0]
+
+    def stop(signum, frame):
+        seen[0] += 1
+        name = signal.Signals(signum).name
+        if seen[0] == 1:
+            raise KeyboardInterrupt(f"stopped by {name}")
+        if seen[0] >= 3:
+            os._exit(EXIT_INTERRUPTED)
+        os.write(2, f"{name}: ending the job's run first ({name} again to quit at once)\n".encode())
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+@contextlib.contextmanager
+def interruptible(what: str):
+    """Run a job or sweep so that SIGINT / SIGTERM end it (its runs recorded ``interrupted``)
+    and the command exits 130."""
+    try:
+        with _stop_on_signals():
+            yield
+    except KeyboardInterrupt as exc:
+        result = getattr(exc, "result", None)
+        if result is not None:
+            _report(result)
+        else:
+            click.echo(f"{what} interrupted ({exc or 'KeyboardInterrupt'})", err=True)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 def _load_yaml(text: str, where: str) -> dict:
@@ -73,8 +123,9 @@ def run(notebook, params, yaml_text, yaml_file, experiment, output, timeout, ker
     texts = list(params)
     given = {k: v for k, v in given.items() if k not in dict(texts)}
     try:
-        result = run_notebook(notebook, given, texts=texts, experiment=experiment, output=output, timeout=timeout,
-                              kernel=kernel, retries=retries, progress=not no_progress)
+        with interruptible("job"):
+            result = run_notebook(notebook, given, texts=texts, experiment=experiment, output=output,
+                                  timeout=timeout, kernel=kernel, retries=retries, progress=not no_progress)
     except MlopsError as exc:
         raise click.UsageError(str(exc)) from None
     _report(result)

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from .errors import first_line
+from .secrets import MaskFilter
 
 _RUNS_HOW = ("Nothing runs by itself: keep `mlops-magics scheduler` running here, or install "
              "`mlops-magics schedule export {name} --to crontab` (or --to systemd).")
@@ -44,6 +45,7 @@ def _log_to_stderr() -> None:
     if not any(isinstance(h, _Stderr) for h in logger.handlers):
         handler = _Stderr()
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%d %H:%M:%S"))
+        handler.addFilter(MaskFilter())  # these lines go to cron's and systemd's log files
         logger.addHandler(handler)
     logger.setLevel(logging.INFO)
 
@@ -64,7 +66,9 @@ def schedule() -> None:
 @click.option("--cron", "cron_expr", required=True, metavar="EXPR",
               help="Five-field cron expression, e.g. '0 6 * * mon-fri', or @hourly, @daily, @weekly.")
 @click.option("-p", "--parameter", "params", nargs=2, multiple=True, metavar="NAME VALUE",
-              help="A notebook parameter, converted to the type of its default. Repeatable.")
+              help="A notebook parameter, converted to the type of its default. Repeatable. A secret "
+                   "(a NAME like token or password, a URL with a password, a key) is never stored: give "
+                   "VALUE as env:VAR and $VAR is read where run-due runs.")
 @click.option("--timezone", "--tz", "tz", metavar="TZ", help="IANA time zone of the cron times (default: this machine's).")
 @click.option("--on-alert", metavar="OTHER", help="When a run ends with an mlops.alert tag, run schedule OTHER at once.")
 @click.option("--catch-up", type=click.Choice(["one", "none"]), default="one", show_default=True,

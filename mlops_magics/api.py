@@ -44,6 +44,13 @@ def check_metric(name: str, min: float | None = None, max: float | None = None) 
 
 
 def flush(timeout: float = 30.0) -> int:
-    """Deliver pending records to MLflow now; return how many are still pending (0: all in)."""
+    """Deliver pending records to MLflow now; return how many are not in MLflow (0: all in).
+
+    That counts records still waiting and records MLflow refused as invalid, set aside
+    (``mlops-magics journal`` lists them, ``mlops-magics sync --retry-rejected`` resends them).
+    """
     session = _current.session()
-    return 0 if session is None else session.flush(timeout)
+    if session is None:
+        return 0
+    left = session.flush(timeout)
+    return left + session.journal().rejected_count()

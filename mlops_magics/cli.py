@@ -116,16 +116,30 @@ def ui(tracking_uri: str | None, port: int) -> None:
 @click.option("--tracking-uri", metavar="URI", help="Only this URI (default: every URI with pending records).")
 @click.option("--timeout", type=click.FloatRange(min=0), default=120.0, show_default=True,
               help="Seconds to wait for MLflow in all.")
-def sync(tracking_uri: str | None, timeout: float) -> None:
+@click.option("--retry-rejected", is_flag=True,
+              help="First put back in line the records MLflow refused as invalid (see `mlops-magics journal`).")
+def sync(tracking_uri: str | None, timeout: float, retry_rejected: bool) -> None:
     """Deliver what the local journal holds to MLflow (after an outage or a killed kernel).
 
     Runs left open by a process that died are ended FAILED with mlops.failure=kernel_died.
     Exits 1 when records are still pending at the end.
     """
     from . import locations
+    from .journal.sync import JournalError
     from .journal.sync import sync as deliver
 
-    left = deliver(tracking_uri=tracking_uri, timeout=timeout)
+    told: list[str] = []
+
+    def tell(line: str) -> None:
+        told.append(line)
+        click.echo(line, err=True)
+
+    try:
+        left = deliver(tracking_uri=tracking_uri, timeout=timeout, retry_rejected=retry_rejected, tell=tell)
+    except JournalError as exc:
+        raise click.ClickException(str(exc)) from None
+    if not left and told:  # a corrupt journal set aside: that line says it all
+        return
     if not left:
         click.echo(f"nothing to deliver: the journal at {locations.journal_path()} is empty")
         return
@@ -135,6 +149,21 @@ def sync(tracking_uri: str | None, timeout: float) -> None:
     if any(left.values()):
         raise click.ClickException("MLflow did not take everything; records stay in the journal: "
                                    "run `mlops-magics sync` again when the server answers")
+
+
+@cli.command()
+@click.option("--tracking-uri", metavar="URI",
+              help="Store to check (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db here).")
+def status(tracking_uri: str | None) -> None:
+    """Who delivers the local journal to MLflow (pid, since when), and what waits.
+
+    A delivery process that died while records wait is replaced.
+    """
+    from . import locations
+    from .journal.deliverer import report
+
+    for label, text in report(locations.journal_path(), locations.tracking_uri(tracking_uri)):
+        click.echo(f"{label}: {text}")
 
 
 @cli.command("drift")
@@ -206,15 +235,17 @@ def sweep(notebook, grid, workers, cluster, experiment, timeout, kernel, metric,
     Prints the points sorted by the metric, best marked *; the best job's run id is tagged on
     the sweep run (mlops.sweep.best_run).
     """
+    from ._cli_jobs import interruptible
     from .errors import MlopsError
     from .runner.sweep import parse_grid, run_sweep
 
     if workers and cluster:
         raise click.UsageError("--workers sizes the local cluster: with --cluster the scheduler's workers run")
     try:
-        result = run_sweep(notebook, parse_grid(grid), workers=workers, cluster=cluster, experiment=experiment,
-                           timeout=timeout, kernel=kernel, metric=metric, greater_is_better=not lower_is_better,
-                           progress=not no_progress)
+        with interruptible("sweep"):
+            result = run_sweep(notebook, parse_grid(grid), workers=workers, cluster=cluster, experiment=experiment,
+                               timeout=timeout, kernel=kernel, metric=metric,
+                               greater_is_better=not lower_is_better, progress=not no_progress)
     except MlopsError as exc:
         raise click.UsageError(str(exc)) from None
     click.echo(repr(result))
@@ -327,6 +358,15 @@ def _add_schedule_commands() -> None:
 
 
 _add_schedule_commands()
+
+
+def _add_journal_commands() -> None:
+    from ._cli_journal import journal
+
+    cli.add_command(journal)
+
+
+_add_journal_commands()
 
 
 def main(argv: list[str] | None = None) -> None:

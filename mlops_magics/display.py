@@ -10,6 +10,7 @@ import html
 from collections.abc import Sequence
 
 from . import naming
+from .locations import display_uri
 from .tracking.session import CellRun
 
 _CSS = ("font-family:var(--jp-code-font-family,monospace);font-size:12px;border-left:3px solid {c};"
@@ -93,7 +94,7 @@ class CellSummary:
         for w in r.warnings:
             out.append(("warning", w))
         if self.last_error:
-            out.append(("waiting", f"{self.pending} earlier records wait for {r.uri} ({self.last_error}); "
+            out.append(("waiting", f"{self.pending} earlier records wait for {display_uri(r.uri)} ({self.last_error}); "
                                    "they are delivered when it answers, or on %track flush"))
         return out
 

@@ -8,6 +8,7 @@ Never the deprecated ``./mlruns`` file store.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 HOME_ENV = "MLOPS_MAGICS_HOME"
@@ -51,12 +52,79 @@ def home() -> Path:
     return Path(env).expanduser() if env else Path.cwd() / ".mlops_magics"
 
 
+_USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#]*)@")
+
+
 def display_uri(uri: str) -> str:
-    """``uri`` without credentials, for messages."""
-    if "@" in uri and "://" in uri:
-        scheme, rest = uri.split("://", 1)
-        return f"{scheme}://***@{rest.split('@', 1)[1]}"
-    return uri
+    """``uri`` as it may be shown or logged: ``scheme://user:***@host`` for a password, ``***@``
+    for a user alone (it may be a token), secret query values (``?token=``) and key shapes masked."""
+    from .secrets import MASK, mask_text
+
+    m = _USERINFO.match(uri)
+    if m:
+        user, colon, _ = m["userinfo"].partition(":")
+        shown = f"{user}:{MASK}" if colon else MASK
+        uri = f"{m['scheme']}{shown}@{uri[m.end():]}"
+    return mask_text(uri)
+
+
+def uri_without_credentials(uri: str) -> str:
+    """``uri`` with no user or password at all and secret query values masked: a stable key
+    for the same store whatever credentials reach it (the journal files records under it)."""
+    m = _USERINFO.match(uri)
+    return display_uri(f"{m['scheme']}{uri[m.end():]}" if m else uri)
+
+
+def private_dir(path: str | os.PathLike) -> Path:
+    """``path`` as a folder only its owner can enter (0700), created if missing and tightened
+    if it existed already. Best effort on a folder someone else owns."""
+    folder = Path(path)
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    for p in reversed(missing):  # each folder made here is 0700, not only the last
+        p.mkdir(mode=0o700, exist_ok=True)
+    _chmod(folder, 0o700)
+    return folder
+
+
+def private_tree(path: str | os.PathLike) -> Path:
+    """Every folder under ``path`` (and itself) 0700, every file 0600: for what a library
+    wrote with its own modes (a saved model, a job's output folder)."""
+    root = Path(path)
+    if root.is_file():
+        _chmod(root, 0o600)
+        return root
+    for folder, dirs, files in os.walk(root):
+        _chmod(Path(folder), 0o700)
+        for name in files:
+            _chmod(Path(folder, name), 0o600)
+    return root
+
+
+def private_file(path: str | os.PathLike) -> Path:
+    """``path`` as a file only its owner can read (0600), in a :func:`private_dir`; created empty
+    if missing. An SQLite database's ``-wal``/``-shm``/``-journal`` companions are tightened too.
+
+    An existing file is never opened: closing a descriptor of an SQLite database would drop
+    this process's locks on it.
+    """
+    file = Path(path)
+    private_dir(file.parent)
+    if not file.exists():
+        try:
+            os.close(os.open(file, os.O_CREAT | os.O_WRONLY, 0o600))
+        except FileExistsError:
+            pass
+    for p in (file, *(file.with_name(file.name + s) for s in ("-wal", "-shm", "-journal"))):
+        _chmod(p, 0o600)
+    return file
+
+
+def _chmod(path: Path, mode: int) -> None:
+    try:
+        if path.exists() and (path.stat().st_mode & 0o777) != mode:
+            os.chmod(path, mode)
+    except OSError:  # not ours, or gone meanwhile: nothing to tighten
+        pass
 
 
 def journal_path() -> Path:

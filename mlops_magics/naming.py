@@ -52,6 +52,7 @@ FAILURE = "mlops.failure"
 FAILURE_ERROR = "error"
 FAILURE_TIMEOUT = "timeout"
 FAILURE_KERNEL_DIED = "kernel_died"
+FAILURE_INTERRUPTED = "interrupted"  # SIGINT / SIGTERM to the job or sweep
 ERROR = "mlops.error"
 ALERT = "mlops.alert"  # "drift" or "metric"
 ALERT_DRIFT = "drift"
@@ -145,6 +146,34 @@ def sanitize_key(key: str) -> str:
     """Make ``key`` acceptable to MLflow (``^[/\\w.\\- ]*$``, at most 250 characters)."""
     key = _BAD_KEY_CHARS.sub("_", str(key)).strip() or "_"
     return key[:MAX_KEY_LENGTH]
+
+
+_MLFLOW_KEY = re.compile(r"^[/\w.\- :]*$")  # mlflow/utils/validation.py (POSIX; Windows has no colon)
+MAX_STEP = 2**63 - 1  # steps are 64-bit integers
+
+
+def key_problem(key: str) -> str | None:
+    """Why MLflow would refuse ``key`` as a metric, param or tag name, or None when it takes it.
+
+    MLflow's rules: alphanumerics, ``_ - . / :`` and spaces, at most 250 characters, and a
+    name that stays itself read as a path (no ``..``, no leading ``/``, no ``//``).
+    """
+    import posixpath
+
+    if not isinstance(key, str) or not key:
+        return "a name cannot be empty"
+    if not _MLFLOW_KEY.match(key):
+        return "names may only hold letters, digits, _ - . / : and spaces"
+    if len(key) > MAX_KEY_LENGTH:
+        return f"names may be at most {MAX_KEY_LENGTH} characters"
+    norm = posixpath.normpath(key)
+    if norm.startswith(".."):
+        return "MLflow refuses names that climb up a folder (..)"
+    if norm.startswith("/"):
+        return "MLflow refuses names that start with /"
+    if norm != key or norm == ".":
+        return f"MLflow refuses names that read as another path ({norm!r})"
+    return None
 
 
 def clip(value: str, limit: int) -> str:

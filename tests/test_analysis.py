@@ -13,21 +13,32 @@ from mlops_magics.tracking.analysis import analyse
 from mlops_magics.tracking.values import metric_items, param_string, real_scalar
 
 
-def test_params_from_literal_assignments_and_keywords():
+def test_params_from_literal_assignments():
     a = analyse("lr = 0.1\nlayers = [64, 32]\nneg = -1\nname: str = 'adam'\n"
                 "m = LogisticRegression(C=lr, max_iter=5000)\nx, y = 1, 2\nz = f(3)")
-    assert a.params == {"lr": 0.1, "layers": [64, 32], "neg": -1, "name": "adam",
-                        "max_iter": 5000, "x": 1, "y": 2}
+    assert a.params == {"lr": 0.1, "layers": [64, 32], "neg": -1, "name": "adam", "x": 1, "y": 2}
 
 
-def test_keyword_clash_is_qualified_by_callee():
-    a = analyse("a = split(random_state=0)\nb = Forest(random_state=42, n_estimators=200)")
-    assert a.params == {"split.random_state": 0, "Forest.random_state": 42, "n_estimators": 200}
+def test_calls_keep_their_literal_arguments_callee_and_nesting():
+    a = analyse("a = split(X, random_state=0)\nplt.plot(x, model(x, sigma=0), lw=2)\n"
+                "df['a'].plot(kind='bar')\ndef f():\n    g(k=1)")
+    split, plot, inner, bar = a.calls  # nothing from inside the def
+    assert split.callee == ("split",) and split.keywords == {"random_state": 0} and split.names == ["X"]
+    assert plot.callee == ("plt", "plot") and plot.keywords == {"lw": 2} and plot.parent is None
+    assert inner.callee == ("model",) and inner.keywords == {"sigma": 0} and inner.parent == 1
+    assert bar.callee == ("df", "[]", "plot") and bar.keywords == {"kind": "bar"}
+    assert a.bound_from == {"a": ("split",)}
 
 
-def test_assignment_wins_over_keyword_of_same_name():
-    a = analyse("C = 1.0\nm = Model(C=0.5)")
-    assert a.params == {"C": 1.0, "Model.C": 0.5}
+def test_fitted_objects_bound_calls_and_last_expression():
+    a = analyse("grid.fit(X, y)\nself.model.partial_fit(X)\nMaker().fit(X)\n"
+                "scores = cross_val_score(m, X, y, cv=5)\nKMeans(6)\nscores.mean()")
+    assert a.fitted == ["grid", "self.model"]
+    kmeans = next(c for c in a.calls if c.callee == ("KMeans",))
+    assert kmeans.positional == {0: 6}
+    assert a.bound_from["scores"] == ("cross_val_score",)
+    assert a.last is not None and a.last.func.attr == "mean"
+    assert analyse("x = 1").last is None
 
 
 def test_free_names_are_read_before_bound():

@@ -61,10 +61,16 @@ def test_model_mistakes_are_one_line_errors(ip):
     from mlops_magics.errors import MlopsError
 
     assert run(ip, SETUP).success
-    for source, message in [
+    for source, message in [  # --log-model: the cell succeeds, the one-line error shows under it
         ("%%track --log-model clf\nclf = LogisticRegression()", "is not fitted: call .fit(X, y)"),
         ("%%track --log-model clf\nclf = [1, 2]", "is a list, not a scikit-learn estimator"),
         ("%%track --log-model nope\nx = 1", "no variable named 'nope'"),
+    ]:
+        res = run(ip, source)
+        assert res.success, (source, res.error_in_exec)
+        shown = ip.display_pub.outputs[-1]["data"]["text/plain"]
+        assert message in shown and "\n" not in shown.strip(), (source, shown)
+    for source, message in [  # mm.log_model in the user's code raises there
         ("%%track\nimport mlops_magics as mm\nmm.log_model(LogisticRegression())", "is not fitted"),
         ("import mlops_magics as mm\nmm.log_model(LogisticRegression().fit(df[['a']], df.y))", "no run to log the model"),
     ]:

@@ -70,8 +70,9 @@ def test_rerun_with_new_value_is_a_new_run_under_same_session(ip, client):
 
 
 def test_summary_shows_run_and_what_changed(ip):
-    run(ip, "%%track\n" + TRAIN.format(C=0.5))
-    run(ip, "%%track\n" + TRAIN.format(C=2.0))
+    # the same cell (a frontend's cell id) run again with another value
+    ip.run_cell("%%track\n" + TRAIN.format(C=0.5), store_history=True, cell_id="train")
+    ip.run_cell("%%track\n" + TRAIN.format(C=2.0), store_history=True, cell_id="train")
     bundle = last_bundle(ip, "text/html")
     text, html = bundle["text/plain"], bundle["text/html"]
     assert "C=2.0 (was 0.5)" in text and "C=2.0 (was 0.5)" in html

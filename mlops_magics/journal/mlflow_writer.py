@@ -10,7 +10,9 @@ import json
 import logging
 
 from .. import naming
+from ..errors import one_line
 from ..locations import display_uri
+from ..tracking import records
 from ..tracking.records import Op
 
 log = logging.getLogger("mlops_magics")
@@ -51,12 +53,19 @@ class MlflowWriter:
         self.client = MlflowClient(tracking_uri=tracking_uri)
         self._experiments: dict[str, str] = {}
 
-    def apply(self, op: Op, replay: bool = False) -> None:
-        """Apply one op. ``replay``: an earlier attempt may have applied part of it already."""
+    def apply(self, op: Op, replay: bool = False) -> list[tuple[Op, str]]:
+        """Apply one op. ``replay``: an earlier attempt may have applied part of it already.
+
+        Returns the parts MLflow refused as invalid, each as its own op with MLflow's reason
+        (a bad metric key is set aside alone; the rest of the op arrives). An op refused as
+        a whole raises ``PermanentError`` or MLflow's own error; an outage raises too.
+        """
         if op["op"] == "start":
-            self._start(op, replay)
-        else:
-            getattr(self, "_" + op["op"])(op)
+            return self._start(op, replay)
+        if op["op"] == "log":
+            return self._log(op)
+        getattr(self, "_" + op["op"])(op)
+        return []
 
     def run_id(self, key: str) -> str:
         run_id = self.journal.run_id(self.uri, key)
@@ -82,33 +91,75 @@ class MlflowWriter:
             self._experiments[name] = exp.experiment_id
         return self._experiments[name]
 
-    def _start(self, op: Op, replay: bool) -> None:
+    def _start(self, op: Op, replay: bool) -> list[tuple[Op, str]]:
         key = op["key"]
         if self.journal.run_id(self.uri, key) is not None:
-            return
+            return []
         experiment_id = self.experiment_id(op["experiment"])
         if replay:  # the run may exist already: created just before a crash or a timeout
             found = self.client.search_runs([experiment_id], f"tags.`{naming.RUN_KEY}` = '{key}'", max_results=1)
             if found:
                 self.journal.map_run(self.uri, key, found[0].info.run_id)
-                return
+                return []
         tags = dict(op["tags"])
         tags[naming.RUN_KEY] = key
         if op.get("parent_key"):
             tags[naming.MLFLOW_PARENT_RUN_ID] = self.run_id(op["parent_key"])
-        run = self.client.create_run(experiment_id, start_time=op["start_ms"], tags=tags,
-                                     run_name=op.get("name") or None)
+        aside: list[tuple[Op, str]] = []
+        try:
+            run = self._create_run(experiment_id, op, tags)
+        except Exception as exc:
+            bad = {k: v for k, v in op["tags"].items() if naming.key_problem(k)}
+            if is_transient(exc) or not bad:
+                raise
+            # A tag MLflow cannot take must not cost the whole run: create it without them.
+            run = self._create_run(experiment_id, op, {k: v for k, v in tags.items() if k not in bad})
+            aside.append((records.log(key, tags=bad), one_line(exc)))
         self.journal.map_run(self.uri, key, run.info.run_id)
+        return aside
 
-    def _log(self, op: Op) -> None:
+    def _create_run(self, experiment_id: str, op: Op, tags: dict):
+        return self.client.create_run(experiment_id, start_time=op["start_ms"], tags=tags,
+                                      run_name=op.get("name") or None)
+
+    def _log(self, op: Op) -> list[tuple[Op, str]]:
         from mlflow.entities import Metric, Param, RunTag
 
         run_id = self.run_id(op["key"])
         params = [Param(k, v) for k, v in op["params"].items()]
         tags = [RunTag(k, naming.clip(str(v), naming.MAX_TAG_VAL_LENGTH)) for k, v in op["tags"].items()]
         metrics = [Metric(k, float(v), int(ts), int(step)) for k, v, ts, step in op["metrics"]]
+        refused: list[tuple[object, str]] = []
         for p, m, t in _chunks(params, metrics, tags):
-            self.client.log_batch(run_id, metrics=m, params=p, tags=t, synchronous=True)
+            refused += self._log_items(run_id, [*p, *m, *t])
+        return _as_ops(op["key"], refused)
+
+    def _log_items(self, run_id: str, items: list) -> list[tuple[object, str]]:
+        """``log_batch`` the items; when MLflow refuses them as invalid, find the bad ones by
+        halving (by key first: a bad key is usually all of one metric's points) and deliver
+        the rest. Returns the refused items with MLflow's reason."""
+        from mlflow.entities import Metric, Param
+
+        try:
+            self.client.log_batch(run_id, metrics=[x for x in items if isinstance(x, Metric)],
+                                  params=[x for x in items if isinstance(x, Param)],
+                                  tags=[x for x in items if not isinstance(x, (Metric, Param))], synchronous=True)
+            return []
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            reason = one_line(exc)
+        groups: dict[tuple[str, str], list] = {}
+        for x in items:
+            groups.setdefault((type(x).__name__, x.key), []).append(x)
+        if len(items) == 1:
+            return [(items[0], reason)]
+        if len(groups) == 1:  # one key: look for the bad values among its points
+            parts = [items[: len(items) // 2], items[len(items) // 2:]]
+        else:
+            keys = list(groups)
+            parts = [[x for k in half for x in groups[k]] for half in (keys[: len(keys) // 2], keys[len(keys) // 2:])]
+        return [bad for part in parts for bad in self._log_items(run_id, part)]
 
     def _inputs(self, op: Op) -> None:
         from mlflow.entities import Dataset, DatasetInput, InputTag
@@ -141,8 +192,9 @@ class MlflowWriter:
         self.client.set_terminated(self.run_id(op["key"]), status=op["status"], end_time=op["end_ms"])
 
 
-# Errors a retry cannot fix: the record itself is invalid. Everything else (a refused
-# connection, a locked database, a 5xx, a wrong password) is an outage: wait and retry.
+# MLflow's codes for "the request itself is invalid": a retry cannot fix it. Only believed
+# from a genuine MLflow answer (see mlflow_error_code); everything else (a refused connection,
+# a locked database, a 5xx, a proxy's HTML page, a wrong password) is an outage: wait and retry.
 _PERMANENT_CODES = {"INVALID_PARAMETER_VALUE", "BAD_REQUEST", "MALFORMED_REQUEST", "INVALID_STATE",
                     "RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS"}
 
@@ -160,16 +212,53 @@ def _quiet_mlflow_in_our_threads() -> None:
             handler.addFilter(_NotFromFlusher())
 
 
+def _as_ops(key: str, refused: list[tuple[object, str]]) -> list[tuple[Op, str]]:
+    """Refused MLflow entities back as log ops, one per item, whole (to retry or inspect)."""
+    from mlflow.entities import Metric, Param
+
+    out = []
+    for item, reason in refused:
+        if isinstance(item, Metric):
+            op = records.log(key, metrics=[(item.key, item.value, item.timestamp, item.step)])
+        elif isinstance(item, Param):
+            op = records.log(key, params={item.key: item.value})
+        else:
+            op = records.log(key, tags={item.key: item.value})
+        out.append((op, reason))
+    return out
+
+
+def mlflow_error_code(exc: BaseException) -> str | None:
+    """MLflow's error code when ``exc`` is a genuine MLflow API answer, else None.
+
+    Genuine: a REST error with MLflow's JSON body (``RestException``), or an error raised
+    by a store or by MLflow's own client-side checks. Not genuine: whatever answered an
+    HTTP request with a body that is not MLflow's JSON (an HTML page, a proxy error, plain
+    HTTP to an HTTPS port): MLflow's ``rest_utils`` turns those into an ``MlflowException``
+    with a code guessed from the HTTP status (``BAD_REQUEST`` for any 400).
+    """
+    from mlflow.exceptions import MlflowException, RestException
+
+    if isinstance(exc, RestException):
+        body = getattr(exc, "json", None)
+        return exc.error_code if isinstance(body, dict) and body.get("error_code") else None
+    if not isinstance(exc, MlflowException):
+        return None
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_name == "verify_rest_response":
+            return None
+        tb = tb.tb_next
+    return exc.error_code
+
+
 def is_transient(exc: BaseException) -> bool:
-    """True for outages a retry can fix, False for records MLflow will never take."""
+    """True unless MLflow itself answered that the request is invalid (or the record cannot
+    be sent at all: ``PermanentError``). An HTML page, a proxy error, a 5xx, a timeout, a
+    refused connection, a locked database, anything unknown: wait and retry."""
     if isinstance(exc, PermanentError):
         return False
-    code = getattr(exc, "error_code", None)
-    if code is not None:
-        return code not in _PERMANENT_CODES
-    return not isinstance(exc, (TypeError, ValueError, KeyError))
-
-
+    return mlflow_error_code(exc) not in _PERMANENT_CODES
 
 
 
@@ -177,20 +266,35 @@ def probe(uri: str, timeout: float = 3.0) -> None:
     """For an HTTP tracking server, fail fast when it does not answer.
 
     MLflow's own client retries a refused connection for minutes; a quick health
-    check lets the flusher back off and try again instead.
+    check lets the flusher back off and try again instead. Credentials in the URI
+    (``user:pass@``) or in ``MLFLOW_TRACKING_USERNAME/PASSWORD`` go in a header, never
+    in the address asked for. Any answer below 500 counts as up: whether MLflow takes
+    a record is for MLflow's own answer to say.
     """
     if not uri.startswith(("http://", "https://")):
         return
+    import base64
+    import os
     import urllib.error
+    import urllib.parse
     import urllib.request
 
+    parts = urllib.parse.urlsplit(uri)
+    user = urllib.parse.unquote(parts.username or os.environ.get("MLFLOW_TRACKING_USERNAME", ""))
+    password = urllib.parse.unquote(parts.password or os.environ.get("MLFLOW_TRACKING_PASSWORD", ""))
+    netloc = parts.netloc.rpartition("@")[2]
+    url = urllib.parse.urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") + "/health", "", ""))
+    request = urllib.request.Request(url)
+    if user:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
     try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout):
+        with urllib.request.urlopen(request, timeout=timeout):
             return
     except urllib.error.HTTPError as exc:
         if exc.code < 500:
             return  # it answers (an auth app may guard /health): let MLflow's call decide
         raise ConnectionError(f"tracking server {display_uri(uri)} answered {exc.code}") from None
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise ConnectionError(f"tracking server not reachable ({reason})") from None
+        raise ConnectionError(f"tracking server {display_uri(uri)} not reachable ({reason})") from None

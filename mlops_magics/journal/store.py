@@ -1,10 +1,9 @@
 """``journal.db``: batches of run records waiting for MLflow, and where each run key went.
 
 SQLite in WAL mode, file mode 0600, under ``.mlops_magics/`` (``MLOPS_MAGICS_HOME``).
-Several processes may share one journal (a sweep's workers in one folder): each
-URI has one lease, and whoever holds it delivers every pending batch for that URI,
-in order. A lease whose holder died (same host, process gone) or went quiet is taken
-over, so ``mlops-magics sync`` can deliver what a killed kernel left.
+Several processes may share one journal (the kernels of a project, a sweep's workers):
+they only append; the journal's one delivery process (``deliverer``, ``deliverd``)
+delivers every pending batch of each URI, in order.
 """
 
 from __future__ import annotations
@@ -13,18 +12,18 @@ import json
 import os
 import socket
 import sqlite3
-import threading
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
 from .. import naming
-from ..locations import display_uri
+from ..locations import uri_without_credentials
 from ..processes import alive
+from ..secrets import mask_text
 from ..tracking.records import Op
+from .resilient import ResilientFile
+from .setaside import SetAside, describe
 
-LEASE_SECONDS = 30.0
 LATEST_METRICS_DAYS = 7  # how long each run's latest metric values stay readable here
 
 _SCHEMA = """
@@ -46,7 +45,7 @@ CREATE TABLE IF NOT EXISTS runs (
 CREATE TABLE IF NOT EXISTS open_runs (
     uri TEXT NOT NULL, key TEXT NOT NULL, owner TEXT NOT NULL, kind TEXT, PRIMARY KEY (uri, key)
 );
-CREATE TABLE IF NOT EXISTS leases (
+CREATE TABLE IF NOT EXISTS leases (  -- unused since one delivery process holds a file lock
     uri TEXT PRIMARY KEY, owner TEXT NOT NULL, until REAL NOT NULL
 );
 CREATE TABLE IF NOT EXISTS wakeups (
@@ -74,7 +73,7 @@ class Batch:
 
 def journal_uri(uri: str) -> str:
     """The URI as stored: credentials never land in the journal."""
-    return display_uri(uri).replace("***@", "")
+    return uri_without_credentials(uri)
 
 
 def new_owner() -> str:
@@ -111,39 +110,29 @@ def _later(a: tuple, b: tuple) -> bool:
     return (a[0], a[1], nan if a[2] is None else a[2]) > (b[0], b[1], nan if b[2] is None else b[2])
 
 
-class Journal:
-    """One journal file; safe to use from several threads and processes."""
+class Journal(ResilientFile, SetAside):
+    """One journal file; safe to use from several threads and processes.
+
+    A storage fault never reaches the caller of ``append`` or of the reads a cell makes
+    (``pending``, ``last_error``, ...): see ``ResilientFile``.
+    """
 
     def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-        self._local = threading.local()
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if not self.path.exists():
-            # Create it 0600 before SQLite does. Only when new: closing any descriptor of a
-            # database file drops every POSIX lock this process holds on it, including
-            # those of open SQLite connections ("disk I/O error" follows).
-            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
-        os.chmod(self.path, 0o600)
-        with self._conn() as db:
-            db.executescript(_SCHEMA)
-
-    def _conn(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash
-            db.execute("PRAGMA busy_timeout=30000")
-            self._local.db = db
-        return db
+        super().__init__(path, _SCHEMA)
 
     def _write(self, sql: str, args: tuple = ()) -> sqlite3.Cursor:
         return self._conn().execute(sql, args)
 
     # -- producer side -----------------------------------------------------------
     def append(self, uri: str, ops: list[Op], owner: str) -> int:
-        """Commit ``ops`` as one batch; returns its id. Tracks which runs are open."""
-        uri = journal_uri(uri)
+        """Commit ``ops`` as one batch; returns its id. Tracks which runs are open.
+
+        When the journal cannot be written (full disk, read-only, locked), the batch is
+        kept in memory, behind any held before it, and written when it can be; then 0.
+        """
+        return self._keep(journal_uri(uri), ops, owner)
+
+    def _commit(self, uri: str, ops: list[Op], owner: str) -> int:
         db = self._conn()
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -160,7 +149,8 @@ class Journal:
                     _keep_latest(db, uri, op["key"], op["metrics"])
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # SQLite rolls back by itself on a full disk: keep that error
+                db.execute("ROLLBACK")
             raise
         return int(cur.lastrowid)
 
@@ -179,56 +169,42 @@ class Journal:
         return out
 
     def pending(self, uri: str | None = None, owner: str | None = None) -> int:
-        """Records (ops) not yet delivered, for one URI and/or one owner."""
+        """Records (ops) not yet delivered, for one URI and/or one owner: in the file, and
+        held in memory while the file cannot be written."""
         sql, args = "SELECT COALESCE(SUM(n_ops - done), 0) FROM batches WHERE 1=1", []
         if uri is not None:
             sql, args = sql + " AND uri = ?", [*args, journal_uri(uri)]
         if owner is not None:
             sql, args = sql + " AND owner = ?", [*args, owner]
-        return int(self._conn().execute(sql, args).fetchone()[0])
+        known = self._known.get((uri, owner), 0)  # the file unreadable (locked): the last answer
+        stored = self._read(lambda: int(self._conn().execute(sql, args).fetchone()[0]), known)
+        self._known[(uri, owner)] = stored
+        held = sum(len(ops) for u, ops, o in self.held()
+                   if (uri is None or u == journal_uri(uri)) and (owner is None or o == owner))
+        return stored + held
 
     def uris(self) -> list[str]:
         rows = self._conn().execute("SELECT DISTINCT uri FROM batches UNION SELECT DISTINCT uri FROM open_runs")
         return [r[0] for r in rows]
 
     def last_error(self, uri: str) -> str | None:
-        row = self._conn().execute(
-            "SELECT last_error FROM batches WHERE uri = ? AND last_error IS NOT NULL ORDER BY id LIMIT 1",
-            (journal_uri(uri),)).fetchone()
+        def read():
+            return self._conn().execute(
+                "SELECT last_error FROM batches WHERE uri = ? AND last_error IS NOT NULL ORDER BY id LIMIT 1",
+                (journal_uri(uri),)).fetchone()
+
+        row = self._read(read, None)
         return row[0] if row else None
 
     def rejected(self, uri: str) -> list[str]:
-        rows = self._conn().execute("SELECT op, error FROM rejected WHERE uri = ? ORDER BY id DESC LIMIT 5",
-                                    (journal_uri(uri),))
-        return [f"{op}: {err}" for op, err in rows]
+        """The latest records set aside for ``uri`` (at most 5), each as ``what: why``."""
+        def read():
+            return self._conn().execute("SELECT op, error FROM rejected WHERE uri = ? ORDER BY id DESC LIMIT 5",
+                                        (journal_uri(uri),)).fetchall()
+
+        return [f"{describe(op)}: {err}" for op, err in self._read(read, [])]
 
     # -- flusher side ------------------------------------------------------------
-    def acquire(self, uri: str, owner: str) -> bool:
-        """Take or renew the delivery lease for ``uri``."""
-        uri, now = journal_uri(uri), time.time()
-        db = self._conn()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            row = db.execute("SELECT owner, until FROM leases WHERE uri = ?", (uri,)).fetchone()
-            free = row is None or row[0] == owner or row[1] < now or not owner_alive(row[0])
-            if free:
-                db.execute("INSERT OR REPLACE INTO leases VALUES (?, ?, ?)", (uri, owner, now + LEASE_SECONDS))
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        return free
-
-    def lease_holder(self, uri: str) -> str | None:
-        """The live owner of ``uri``'s delivery lease, if any."""
-        row = self._conn().execute("SELECT owner, until FROM leases WHERE uri = ?", (journal_uri(uri),)).fetchone()
-        if row is None or row[1] < time.time() or not owner_alive(row[0]):
-            return None
-        return row[0]
-
-    def release(self, uri: str, owner: str) -> None:
-        self._write("DELETE FROM leases WHERE uri = ? AND owner = ?", (journal_uri(uri), owner))
-
     def next_batch(self, uri: str) -> Batch | None:
         row = self._conn().execute(
             "SELECT id, uri, ops, done, attempts, owner FROM batches WHERE uri = ? ORDER BY id LIMIT 1",
@@ -242,18 +218,20 @@ class Journal:
         self._write("UPDATE batches SET done = ? WHERE id = ?", (done, batch.id))
 
     def failed(self, batch: Batch, error: str) -> None:
-        self._write("UPDATE batches SET last_error = ? WHERE id = ?", (error, batch.id))
+        self._write("UPDATE batches SET last_error = ? WHERE id = ?", (mask_text(error), batch.id))
 
     def delivered(self, batch: Batch) -> None:
         self._write("DELETE FROM batches WHERE id = ?", (batch.id,))
 
     def reject(self, uri: str, op: Op, error: str) -> None:
+        """Set ``op`` aside, whole, with MLflow's reason: ``sync --retry-rejected`` sends it again."""
         self._write("INSERT INTO rejected (uri, op, error, at) VALUES (?, ?, ?, ?)",
-                    (journal_uri(uri), op["op"], error, time.time()))
+                    (journal_uri(uri), json.dumps(op, separators=(",", ":")), mask_text(error), time.time()))
 
     def wake(self, uri: str) -> None:
         """Ask whoever delivers ``uri`` (maybe another process) to retry now, skipping backoff."""
-        self._write("INSERT OR REPLACE INTO wakeups VALUES (?, ?)", (journal_uri(uri), time.time()))
+        self.retry_held()  # a flush asks for delivery: records held in memory go to the file first
+        self._read(self._write, None, "INSERT OR REPLACE INTO wakeups VALUES (?, ?)", (journal_uri(uri), time.time()))
 
     def woken_at(self, uri: str) -> float:
         row = self._conn().execute("SELECT at FROM wakeups WHERE uri = ?", (journal_uri(uri),)).fetchone()

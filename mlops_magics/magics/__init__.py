@@ -22,6 +22,8 @@ def load(shell) -> None:
     shell.register_magics(MonitorMagics(shell=shell))
     shell.events.register("pre_run_cell", magics.pre_run_cell)
     shell.events.register("post_run_cell", magics.post_run_cell)
+    # IPython runs %%track cells itself (see track.py); close() removes exactly this one.
+    shell.input_transformers_cleanup.append(magics.transformer)
     atexit.register(magics.close)
     _current.set_session(session)
     job = locations.job_run()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 
 from IPython.core.error import UsageError
 
@@ -39,7 +40,18 @@ def status(magics, words: list[str]) -> Table:
         if st.last_error:
             line += f"; last error: {st.last_error}"
         rows.append([f"records for {where}", line])
+    rows += _delivery_rows(session.journal(), uri)
     return Table(["", ""], rows, caption="mlops-magics status")
+
+
+def _delivery_rows(journal, uri: str) -> list[list[str]]:
+    """Who delivers (a dead delivery process is replaced here) and what is wrong with the store."""
+    from ..journal.deliverer import describe
+    from ..journal.prepare import diagnose
+
+    rows = [["delivery", describe(journal.path, [uri], pending=journal.pending())]]
+    problem = diagnose(uri)
+    return rows + [["store", problem]] if problem else rows
 
 
 def flush(magics, words: list[str]) -> Message:
@@ -50,12 +62,19 @@ def flush(magics, words: list[str]) -> Message:
     # Without --timeout, an MLflow that fails every attempt for 5 s is not waited for longer:
     # in a notebook job it would hold the job for the whole default wait.
     timeout = magics.flush_timeout if args.timeout is None else args.timeout
+    started = time.monotonic()
     left = magics.session.flush(timeout, outage_grace=OUTAGE_GRACE if args.timeout is None else None)
+    waited = time.monotonic() - started  # less than the timeout when MLflow kept failing
+    statuses = magics.session.statuses()
+    aside = magics.session.journal().rejected_count()  # refused by MLflow: never "all are in MLflow"
+    aside_text = f"{aside} set aside: see mlops-magics journal"
     if left == 0:
-        return Message("all records are in MLflow")
-    errors = [s.last_error for s in magics.session.statuses() if s.last_error]
+        return Message(f"nothing pending; {aside_text}", level="warning") if aside else \
+            Message("all records are in MLflow")
+    errors = [s.last_error for s in statuses if s.last_error]
     tail = f"; last error: {errors[-1]}" if errors else ""
-    return Message(f"{left} records still pending after {timeout:g}s{tail}", level="warning")
+    tail += f"; {aside_text}" if aside else ""
+    return Message(f"{left} records still pending after {waited:.1f}s{tail}", level="warning")
 
 
 def runs(magics, words: list[str]) -> Table | Message:

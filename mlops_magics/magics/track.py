@@ -1,4 +1,13 @@
-"""``%%track`` and ``%track status|flush|runs``: parse, call the tracker, display."""
+"""``%%track`` and ``%track status|flush|runs``: parse, call the tracker, display.
+
+A ``%%track`` cell is run by IPython itself, exactly as the same cell without the magic:
+an input transformer removes the ``%%track`` line (so tracebacks and warnings number the
+lines as for the same cell without the magic),
+``pre_run_cell`` begins the run and ``post_run_cell`` ends it with the cell's error and
+displayed value. So ``;``, ``Out[]``, line magics, top-level ``await`` and tracebacks are
+IPython's own. The registered magic remains for ``%%track?`` and for shells without the
+transformer, where it runs the body itself.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +15,15 @@ import ast
 import atexit
 import functools
 import logging
+import re
+import shlex
 
 import IPython
 from IPython.core.error import UsageError
+from IPython.core.inputtransformer2 import (cell_magic, classic_prompt, ipython_prompt, leading_empty_lines,
+                                            leading_indent)
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Bool, Float, Unicode
 
 from .. import _current, locations
@@ -19,10 +32,19 @@ from ..errors import did_you_mean
 SUBCOMMANDS = ("status", "flush", "runs")
 log = logging.getLogger("mlops_magics")
 _COUNTS_FIRST = IPython.version_info[0] >= 9
+_HEADER = re.compile(r"%%track(?:[ \t]+(.*))?")  # not %%track? (help) nor %%tracker
 
 
 def _names(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def _option_line(lines: list[str]) -> str | None:
+    """The options of a cell whose first line is ``%%track ...``, else None."""
+    if not lines:
+        return None
+    match = _HEADER.fullmatch(lines[0].rstrip("\r\n"))
+    return None if match is None else (match.group(1) or "").strip()
 
 
 @magics_class
@@ -41,6 +63,41 @@ class TrackMagics(Magics):
         self._cell_id: str | None = None
         self._execution_count: int | None = None
         self._closed = False
+        # (ExecutionInfo, TrackedCell | None) of tracked cells begun and not yet ended; a
+        # stack, because a tracked cell's code may itself run cells (shell.run_cell).
+        self._pending: list[tuple[object, object]] = []
+        self.transformer = self._make_transformer()
+        from ..journal.reach import ServerProbe
+
+        # A server known to be down shows on the very first tracked cell's summary.
+        self._probe = ServerProbe.start(locations.tracking_uri(self.tracking_uri or None))
+
+    # -- the input transformer --------------------------------------------------------
+    def _make_transformer(self):
+        def track_cell(lines: list[str]) -> list[str]:
+            """Drop a valid ``%%track`` line: IPython then runs the body as a plain cell.
+
+            Pure (IPython calls it for completeness checks too). A line whose options do
+            not parse is left alone: the registered magic then reports it in one line.
+            """
+            line = _option_line(lines)
+            if line is None:
+                return lines
+            try:
+                self._parse(line)
+            except UsageError:
+                return lines
+            body = lines[1:]
+            for clean in (leading_empty_lines, leading_indent, classic_prompt, ipython_prompt):  # as for the body alone
+                body = clean(body)
+            if body and body[0].startswith("%%"):  # %%track over another cell magic
+                body = cell_magic(body)
+            return body
+
+        # Tells check_complete to skip it, so a terminal still waits for the blank line
+        # that ends a cell magic (it is pure all the same).
+        track_cell.has_side_effects = True
+        return track_cell
 
     # -- lifecycle -----------------------------------------------------------------
     def pre_run_cell(self, info=None) -> None:
@@ -50,10 +107,49 @@ class TrackMagics(Magics):
         if _COUNTS_FIRST and getattr(info, "store_history", False):
             count -= 1
         self._execution_count = count
+        raw = getattr(info, "raw_cell", None) or ""
+        lines = leading_empty_lines(raw.splitlines(keepends=True))
+        line = _option_line(lines)
+        if line is None or self.transformer not in self.shell.input_transformers_cleanup:
+            return
+        try:
+            args = self._parse(line)
+        except UsageError:
+            return  # the transformer left the cell alone: the magic reports it
+        python = getattr(info, "transformed_cell", None) or self.shell.transform_cell(raw)
+        self._pending.append((info, self._start(args, "".join(lines[1:]), python, count, self._cell_id)))
 
     def post_run_cell(self, result=None) -> None:
+        entry = self._take(result)
+        if entry is not None and entry[1] is not None:
+            if result is None:  # the kernel lost the result: the cell was cancelled
+                error, displayed = KeyboardInterrupt(), None
+            else:
+                error = result.error_in_exec if result.error_in_exec is not None else result.error_before_exec
+                displayed = result.result
+            self._end(entry[1], error, displayed)
         # In a notebook job, commit what untracked cells logged (mm.log_metric) before the next cell.
         self.session.after_cell()
+
+    def _take(self, result):
+        """The pending tracked cell that ``result`` ends, off the stack (None if untracked)."""
+        info = getattr(result, "info", None)
+        for i in range(len(self._pending) - 1, -1, -1):
+            if self._pending[i][0] is info:
+                break
+        else:
+            # IPython or the kernel rebuilt the result after a crash of the runner: the latest
+            # tracked cell is the one that ended, when its code matches.
+            top = self._pending[-1][0] if self._pending else None
+            if top is None or (info is not None and getattr(info, "raw_cell", None) != top.raw_cell):
+                return None
+            i = len(self._pending) - 1
+        entry, orphans = self._pending[i], self._pending[i + 1:]
+        del self._pending[i:]
+        for _, tracker in reversed(orphans):  # begun inside it, never ended: interrupted
+            if tracker is not None:
+                self._end(tracker, KeyboardInterrupt(), None)
+        return entry
 
     def close(self) -> None:
         """Unregister hooks, end the session runs and deliver what is pending."""
@@ -65,6 +161,13 @@ class TrackMagics(Magics):
                 self.shell.events.unregister(event, callback)
             except ValueError:
                 pass
+        cleanup = self.shell.input_transformers_cleanup
+        while self.transformer in cleanup:
+            cleanup.remove(self.transformer)
+        for _, tracker in reversed(self._pending):  # unloaded from inside a tracked cell
+            if tracker is not None:
+                self._end(tracker, None, None)
+        self._pending.clear()
         atexit.unregister(self.close)
         if _current.session() is self.session:
             _current.set_session(None)
@@ -85,35 +188,57 @@ class TrackMagics(Magics):
     def track(self, line: str = "", cell: str | None = None):
         """Record each execution of this cell as an MLflow run.
 
-        Params are the literals the cell sets (``lr = 0.1``, ``Model(max_iter=500)``),
-        metrics the numbers it binds (``acc = ...``), data the frames and arrays it reads
-        and binds, fingerprinted in full. ``%track status | flush | runs [-n N]``
-        report on delivery and recent runs.
+        Params: the literals the cell assigns (``lr = 0.1``); non-default hyperparameters of
+        the estimators it makes, fits or cross-validates (``KMeans(6)`` gives ``n_clusters``,
+        nested as ``estimator__C``; ``<var>.name`` where two disagree); a fitted search's
+        ``<var>.best.<param>``; literal arguments of other model-building calls as
+        ``<function>.<argument>`` (``train_test_split.random_state``), never of plotting or
+        display calls. Metrics: the numbers it binds (``acc = ...``, dicts as ``name.key``);
+        its displayed score, named from the expression (``accuracy_score``, ``scores.mean``,
+        ``model.score``; else ``displayed``); cross-validation scores as ``<name>.mean`` and
+        ``<name>.std``; a search's ``<var>.best_score``. Data: the frames and arrays it reads
+        and binds, fingerprinted in full. The cell runs exactly as it would without
+        ``%%track`` (same output, ``;``, warnings, ``await``, tracebacks); the run summary
+        shows under it. Options are split as a shell would: ``--name 'my run'``,
+        ``--tag 'team=ml ops'``. When ``--log-model VAR`` cannot log the model, the run is
+        still recorded and the reason shows under the cell as a one-line error.
+        ``%track status | flush | runs [-n N]`` report on delivery and recent runs.
         """
         __tracebackhide__ = True  # noqa: F841  (IPython hides this frame in tracebacks)
         if cell is None:
             return self._subcommand(line)
-        args = self._parse(line)
-        return self._run_tracked(args, cell)
+        return self._run_tracked(self._parse(line), cell)
 
     def _parse(self, line: str):
+        """The options of a ``%%track`` line; a mistake is a one-line UsageError."""
         try:
-            return parse_argstring(self.track, line)
+            argv = shlex.split(line)
+        except ValueError as exc:  # "No closing quotation"
+            raise UsageError(f"%%track: {exc} in {line!r}") from None
+        try:
+            args = self.track.parser.parse_args(argv)
         except UsageError as exc:
             valid = [o for a in self.track.parser._actions for o in a.option_strings]
-            bad = [t.split("=")[0] for t in line.split() if t.startswith("-") and t.split("=")[0] not in valid]
+            bad = [t.split("=")[0] for t in argv if t.startswith("-") and t.split("=")[0] not in valid]
             if bad:
                 raise UsageError(f"%%track: unknown option {bad[0]}.{did_you_mean(bad[0], valid)}") from None
             raise UsageError(f"%%track: {exc}") from None
+        for item in args.tag:
+            key, sep, _ = item.partition("=")
+            if not sep or not key.strip():
+                raise UsageError(f"%%track: --tag wants KEY=VALUE, got {item!r}")
+        if args.log_model and not args.log_model.isidentifier():
+            raise UsageError(f"%%track: --log-model wants a variable name, got {args.log_model!r}")
+        if args.name is not None and ("\n" in args.name or "\r" in args.name):
+            raise UsageError(f"%%track: --name must be one line, got {args.name!r}")
+        return args
 
     def _options(self, args):
         from ..tracking.cell import TrackOptions
 
         tags = {}
-        for item in args.tag:
-            key, sep, value = item.partition("=")
-            if not sep or not key.strip():
-                raise UsageError(f"%%track: --tag wants KEY=VALUE, got {item!r}")
+        for item in args.tag:  # checked by _parse
+            key, _, value = item.partition("=")
             tags[key.strip()] = value.strip()
         return TrackOptions(
             experiment=locations.experiment_name(args.experiment or self.experiment or None),
@@ -122,13 +247,31 @@ class TrackMagics(Magics):
             tags=tags, auto=self.auto and not args.no_auto, log_model=args.log_model,
         )
 
-    def _run_tracked(self, args, cell: str):
-        __tracebackhide__ = True  # noqa: F841
+    def _start(self, args, raw: str, python: str, count: int | None, cell_id: str | None):
+        """A begun tracker for the cell, or None (a cell that cannot compile is not a run;
+        a failure of ours is reported and the cell runs untracked)."""
         from ..tracking.cell import TrackedCell
 
-        if args.log_model and not args.log_model.isidentifier():
-            raise UsageError(f"%%track: --log-model wants a variable name, got {args.log_model!r}")
-        options = self._options(args)
+        try:
+            tracker = TrackedCell(self.session, raw, python, self._options(args), self.shell.user_ns,
+                                  execution_count=count, cell_id=cell_id, hidden=set(self.shell.user_ns_hidden))
+        except SyntaxError:
+            return None  # IPython shows it, as for the cell without %%track
+        except Exception as exc:
+            self._report(exc)
+            return None
+        return tracker if self._guard(tracker.begin) else None
+
+    def _end(self, tracker, error: BaseException | None, displayed: object) -> None:
+        self._guard(functools.partial(self._finish, tracker, error, displayed))
+        if tracker.model_error is not None:  # the run is recorded; the model the user asked for is not
+            from ..display import Message
+
+            self._publish(Message(str(tracker.model_error), level="error"))
+
+    def _run_tracked(self, args, cell: str):
+        """Without the transformer (another shell, a direct run_cell_magic): run the body here."""
+        __tracebackhide__ = True  # noqa: F841
         shell = self.shell
         python = shell.transform_cell(cell)
         tree = shell.transform_ast(shell.compile.ast_parse(python))
@@ -136,25 +279,20 @@ class TrackMagics(Magics):
         filename = shell.compile.cache(python, self._execution_count or shell.execution_count, raw_code=cell)
         code = shell.compile(tree, filename, "exec")
         last_code = shell.compile(last, filename, "eval") if last is not None else None
-        tracker = TrackedCell(self.session, cell, python, options, shell.user_ns,
-                              execution_count=self._execution_count, cell_id=self._cell_id,
-                              hidden=set(shell.user_ns_hidden))
-        tracking = self._guard(tracker.begin)
+        tracker = self._start(args, cell, python, self._execution_count, self._cell_id)
         try:
             exec(code, shell.user_global_ns, shell.user_ns)
             value = eval(last_code, shell.user_global_ns, shell.user_ns) if last_code else None
         except BaseException as exc:
-            if tracking:
-                self._guard(functools.partial(self._finish, tracker, exc))
+            if tracker is not None:
+                self._end(tracker, exc, None)
             raise
-        if tracking:
-            self._guard(functools.partial(self._finish, tracker, None))
-            if tracker.model_error is not None:  # the run is recorded; the model the user asked for is not
-                raise tracker.model_error
+        if tracker is not None:
+            self._end(tracker, None, value)
         return value
 
-    def _finish(self, tracker, error: BaseException | None) -> None:
-        self._show_summary(tracker.finish(error))
+    def _finish(self, tracker, error: BaseException | None, displayed: object) -> None:
+        self._show_summary(tracker.finish(error, displayed=displayed))
 
     def _guard(self, step) -> bool:
         """Run a tracking step; a bug of ours is reported, never allowed to break the user's cell."""
@@ -162,12 +300,14 @@ class TrackMagics(Magics):
             step()
             return True
         except Exception as exc:
-            from ..display import Message
-
-            log.exception("mlops-magics: tracking failed")
-            self._publish(Message(f"mlops-magics could not record this run: {type(exc).__name__}: {exc}",
-                                  level="error"))
+            self._report(exc)
             return False
+
+    def _report(self, exc: Exception) -> None:
+        from ..display import Message
+
+        log.exception("mlops-magics: tracking failed")
+        self._publish(Message(f"mlops-magics could not record this run: {type(exc).__name__}: {exc}", level="error"))
 
     # -- output --------------------------------------------------------------------
     def _publish(self, obj) -> None:
@@ -180,7 +320,8 @@ class TrackMagics(Magics):
 
             delivery = self.session.delivery(run.uri)
             pending = delivery.pending()  # two cheap reads on the cell's path, not the whole status
-            self._publish(CellSummary(run, pending=pending, last_error=delivery.last_error() if pending else None))
+            error = (delivery.last_error() or self._probe.error(run.uri)) if pending else None
+            self._publish(CellSummary(run, pending=pending, last_error=error))
 
     # -- %track status | flush | runs ----------------------------------------------
     def _subcommand(self, line: str):

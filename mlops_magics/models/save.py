@@ -89,8 +89,9 @@ def save(obj: object, key: str, path: str, input_example: object = None) -> Logg
     target = model_dir(key, path)
     if target.exists():  # logged again in the same run: the newest wins
         shutil.rmtree(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    locations.private_dir(target.parent)
     _save_sklearn(obj, str(target), signature=signature, input_example=example, pip_requirements=_requirements())
+    locations.private_tree(target)  # under the journal home: owner only, as everything there
     return LoggedModel(path=path, local_dir=str(target), signature=_describe(signature), flavor="sklearn",
                        run_key=key)
 

@@ -18,6 +18,9 @@ from ._dist import Dist
 
 NUMERIC, CATEGORICAL, EMPTY, UNSUPPORTED = "numeric", "categorical", "empty", "unsupported"
 _NUMBERS = {"integer", "floating", "mixed-integer-float", "decimal"}
+_OBJECT = np.dtype(object)  # an np.dtype instance skips the catch_warnings in pandas_dtype()
+WIDE_COLUMNS = 64  # a plain 2-D array wider than this is summarised as one column of all its values
+WIDE_NAME = "values"
 
 
 class DataError(MlopsError, TypeError):
@@ -81,6 +84,11 @@ def _numpy(arr: np.ndarray):
         return columns(pd.DataFrame(arr))
     if arr.ndim == 1:
         return [("value", _loader("value", arr))], len(arr)
+    if arr.ndim == 2 and arr.shape[1] > WIDE_COLUMNS:
+        # A distance matrix or an image batch: per-column summaries would be megabytes of
+        # profile and a thousand meaningless drift tests; the distribution of all values is not.
+        note = f"all values of a {arr.shape[0]:,} x {arr.shape[1]:,} array (wider than {WIDE_COLUMNS} columns)"
+        return [(WIDE_NAME, _loader(WIDE_NAME, arr.reshape(-1), note=note))], arr.size
     if arr.ndim == 2:
         return [(str(i), _loader(str(i), arr[:, i])) for i in range(arr.shape[1])], arr.shape[0]
     raise DataError(f"cannot profile a {arr.ndim}-D array: pass 1-D or 2-D data")
@@ -97,10 +105,12 @@ def _arrow(obj):
     raise DataError(f"cannot profile a {type(obj).__name__}: pass a pyarrow Table or Array")
 
 
-def _loader(name: str, values, arrow: bool = False) -> Callable[[], RawColumn]:
+def _loader(name: str, values, arrow: bool = False, note: str = "") -> Callable[[], RawColumn]:
     def load() -> RawColumn:
         series = values.to_pandas() if arrow else values
-        return load_column(name, series)
+        col = load_column(name, series)
+        col.note = col.note or note
+        return col
 
     return load
 
@@ -134,10 +144,22 @@ def _as_numbers(s: pd.Series) -> np.ndarray | None:
         out[raw == np.iinfo(np.int64).min] = np.nan  # NaT
         return out
     if pd.api.types.is_numeric_dtype(dt) and not pd.api.types.is_complex_dtype(dt):
-        return s.to_numpy(dtype=np.float64, na_value=np.nan)
+        return _floats(s.array) if _masked(s.array) else s.to_numpy(dtype=np.float64, na_value=np.nan)
     if dt == object and pd.api.types.infer_dtype(s, skipna=True) in _NUMBERS:
         return pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     return None
+
+
+def _masked(arr) -> bool:
+    return isinstance(getattr(arr, "_data", None), np.ndarray) and isinstance(getattr(arr, "_mask", None), np.ndarray)
+
+
+def _floats(arr) -> np.ndarray:
+    """A nullable (Int64, Float64) array as float64 with NaN for NA: its values and mask read
+    directly, as its own ``to_numpy`` enters ``warnings.catch_warnings``."""
+    out = arr._data.astype(np.float64)
+    out[arr._mask] = np.nan
+    return out
 
 
 def _numeric(name: str, dtype: str, rows: int, values: np.ndarray) -> RawColumn:
@@ -151,17 +173,38 @@ def _numeric(name: str, dtype: str, rows: int, values: np.ndarray) -> RawColumn:
 
 
 def _categorical(name: str, dtype: str, s: pd.Series) -> RawColumn:
-    counts = s.value_counts(dropna=True, sort=False)
-    missing = len(s) - int(counts.sum())
-    if not len(counts):
+    # factorize and numpy only: Series.value_counts and pd.Index(dtype=object) enter
+    # warnings.catch_warnings inside pandas, which resets the record of warnings already
+    # shown for the whole process when a profile is computed in a background thread.
+    try:
+        codes, uniques = pd.factorize(s, use_na_sentinel=True)
+        found = np.bincount(codes[codes >= 0], minlength=len(uniques))
+        labels = [_label(u) for u in uniques]  # iterated: np.asarray of a nullable array enters catch_warnings
+    except TypeError:  # unhashable values (lists): count their text
+        labels, found = _count_text(s)
+    missing = len(s) - int(found.sum())
+    if not len(labels) or not found.any():
         return RawColumn(name, EMPTY, dtype, len(s), len(s))
-    counts = counts[counts > 0]
-    labels = counts.index.map(_label)
-    counts = pd.Series(counts.to_numpy(dtype=np.int64), index=pd.Index(labels, dtype=object))
-    if not counts.index.is_unique:  # 1 and "1" are one category
-        counts = counts.groupby(level=0, sort=False).sum()
-    counts = counts.sort_values(ascending=False, kind="stable")
+    if len(set(labels)) != len(labels):  # 1 and "1" are one category
+        merged: dict[str, int] = {}
+        for label, n in zip(labels, found.tolist()):
+            merged[label] = merged.get(label, 0) + n
+        labels, found = list(merged), np.fromiter(merged.values(), dtype=np.int64, count=len(merged))
+    order = np.argsort(-found, kind="stable")
+    order = order[found[order] > 0]
+    index = pd.Index(np.array([labels[i] for i in order], dtype=_OBJECT), dtype=_OBJECT)
+    counts = pd.Series(found[order].astype(np.int64), index=index, copy=False)  # no dtype=: pandas would check it in catch_warnings
     return RawColumn(name, CATEGORICAL, dtype, len(s), missing, counts=counts)
+
+
+def _count_text(s: pd.Series) -> tuple[list[str], np.ndarray]:
+    values = s.to_numpy(dtype=_OBJECT)
+    merged: dict[str, int] = {}
+    for value, missing in zip(values, pd.isna(values)):
+        if not (isinstance(missing, (bool, np.bool_)) and missing):
+            label = _label(value)
+            merged[label] = merged.get(label, 0) + 1
+    return list(merged), np.fromiter(merged.values(), dtype=np.int64, count=len(merged))
 
 
 def _label(value: object) -> str:

@@ -31,7 +31,8 @@ def describe(obj: object, given: object) -> str:
     if isinstance(given, (str, os.PathLike)):
         return os.fspath(given)
     if isinstance(obj, Profile):
-        return f"profile of {obj.rows:,} rows"
+        more = f" (first {len(obj.columns)} of {obj.total:,} columns)" if obj.capped else ""
+        return f"profile of {obj.rows:,} rows{more}"
     shape = getattr(obj, "shape", None)
     return f"{type(obj).__name__} {' x '.join(f'{s:,}' for s in shape)}" if shape else type(obj).__name__
 

@@ -142,6 +142,9 @@ def _names_of(obj) -> list[str]:
 def _feature_names(reference, current, features) -> list[str]:
     ref, cur = _names_of(reference), _names_of(current)
     available = ref + [n for n in cur if n not in ref]
+    for side in (reference, current):  # a capped profile covers its first columns only
+        if isinstance(side, Profile) and side.capped:
+            available = [n for n in available if n in side.columns]
     if features is None:
         return available
     wanted = [f.strip() for f in features.split(",")] if isinstance(features, str) else [str(f) for f in features]

@@ -24,6 +24,8 @@ from ._dist import Dist
 
 FORMAT = "mlops-magics.profile/1"
 TOP_CATEGORIES = 100
+MAX_COLUMNS = 100  # a wider table keeps its first columns: a profile stays small whatever the shape
+MAX_BYTES = 512 * 1024  # ... and at most this much JSON (a column of 1,000 exact values is ~20 kB)
 _PARALLEL_ROWS = 50_000  # below this, threads cost more than they save
 
 
@@ -94,7 +96,8 @@ class ColumnProfile:
             col.dist = Dist.from_dict(d, col.count)
         elif col.kind == CATEGORICAL:
             col.distinct, col.distinct_exact = int(d["distinct"]), bool(d.get("distinct_exact", True))
-            col.counts = pd.Series(d["counts"], index=pd.Index(d["categories"], dtype=object), dtype=np.int64)
+            index = pd.Index(d["categories"], dtype=np.dtype(object))  # np.dtype: no catch_warnings in pandas
+            col.counts = pd.Series(np.asarray(d["counts"], dtype=np.int64), index=index)
             col.other = int(d.get("other", 0))
         return col
 
@@ -153,6 +156,16 @@ class Profile:
 
     rows: int
     columns: dict[str, ColumnProfile] = field(default_factory=dict)
+    total: int | None = None  # columns of the data, when more than were profiled (see MAX_COLUMNS)
+
+    @property
+    def capped(self) -> bool:
+        """True when the data had more columns than the profile keeps (drift checks only these)."""
+        return self.total is not None and self.total > len(self.columns)
+
+    def _caption(self) -> str:
+        more = f" (the first of {self.total:,} columns)" if self.capped else ""
+        return f"Profile of {self.rows:,} rows x {len(self.columns)} columns{more}"
 
     def __getitem__(self, name: str) -> ColumnProfile:
         return self.columns[name]
@@ -164,8 +177,13 @@ class Profile:
         return len(self.columns)
 
     def to_dict(self) -> dict:
-        return {"format": FORMAT, "rows": self.rows,
-                "columns": {name: col.to_dict() for name, col in self.columns.items()}}
+        out = {"format": FORMAT, "rows": self.rows,
+               "columns": {name: col.to_dict() for name, col in self.columns.items()}}
+        if self.capped:
+            out["columns_total"] = self.total
+            out["note"] = (f"the first {len(self.columns)} of {self.total:,} columns are profiled "
+                           f"(at most {MAX_COLUMNS} columns and {MAX_BYTES // 1024} kB of JSON)")
+        return out
 
     def to_json(self, indent: int | None = None) -> str:
         """The profile as JSON text (what ``%%track`` logs as ``mlops/profiles/<name>.json``)."""
@@ -176,7 +194,8 @@ class Profile:
         if data.get("format") != FORMAT:
             raise ValueError(f"not a mlops-magics profile (format {data.get('format')!r}, expected {FORMAT!r})")
         cols = {name: ColumnProfile.from_dict(name, d) for name, d in data["columns"].items()}
-        return cls(int(data["rows"]), cols)
+        total = data.get("columns_total")
+        return cls(int(data["rows"]), cols, int(total) if total is not None else None)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Profile:
@@ -196,7 +215,8 @@ class Profile:
             a = self.columns.get(name) or _absent(name, self.rows)
             b = other.columns.get(name) or _absent(name, other.rows)
             cols[name] = a.merge(b)
-        return Profile(self.rows + other.rows, cols)
+        totals = [p.total for p in (self, other) if p.capped]
+        return Profile(self.rows + other.rows, cols, max([len(cols), *totals]) if totals else None)
 
     def summary(self) -> pd.DataFrame:
         """One row per column: kind, count, missing, min/max/mean/std or the top category."""
@@ -204,10 +224,10 @@ class Profile:
                             columns=["column", "kind", "count", "missing", "distinct", "min", "max", "mean", "std", "top"])
 
     def __repr__(self) -> str:
-        return f"Profile of {self.rows:,} rows x {len(self.columns)} columns\n{self.summary().to_string(index=False)}"
+        return f"{self._caption()}\n{self.summary().to_string(index=False)}"
 
     def _repr_html_(self) -> str:
-        caption = html.escape(f"Profile of {self.rows:,} rows x {len(self.columns)} columns")
+        caption = html.escape(self._caption())
         return f"<div><b>{caption}</b>{self.summary().to_html(index=False, na_rep='', float_format=_fmt)}</div>"
 
 
@@ -232,13 +252,17 @@ def _num(value) -> float | None:
 def load_columns(obj: object, names: list[str] | None = None) -> tuple[dict[str, RawColumn], int]:
     """Read the columns of ``obj`` (those in ``names`` when given), in parallel for large data."""
     found, rows = columns(obj)
-    loaders = [(n, load) for n, load in found if names is None or n in names]
+    wanted = None if names is None else set(names)
+    return _load([(n, load) for n, load in found if wanted is None or n in wanted], rows), rows
+
+
+def _load(loaders: list, rows: int) -> dict[str, RawColumn]:
     workers = min(os.cpu_count() or 1, len(loaders)) if rows >= _PARALLEL_ROWS else 1
     if workers <= 1:
-        return {n: load() for n, load in loaders}, rows
+        return {n: load() for n, load in loaders}
     with ThreadPoolExecutor(workers) as pool:  # numpy sorts release the GIL
         loaded = list(pool.map(lambda item: item[1](), loaders))
-    return {n: col for (n, _), col in zip(loaders, loaded)}, rows
+    return {n: col for (n, _), col in zip(loaders, loaded)}
 
 
 def profile(obj: object) -> Profile:
@@ -252,6 +276,19 @@ def profile(obj: object) -> Profile:
     exactly instead. Strings, booleans and categories keep their 100 most frequent
     values with counts and the count of the rest. Datetimes are seconds since the epoch.
     About 6 kB of JSON per numeric column; note that sketches hold actual data values.
+
+    Bounded whatever the shape: a table keeps its first ``MAX_COLUMNS`` columns, within
+    ``MAX_BYTES`` of JSON (the profile says so, and drift checks those columns); a plain
+    2-D array wider than 64 columns is one column, ``values``, of all its values.
     """
-    cols, rows = load_columns(obj)
-    return Profile(rows, {name: ColumnProfile.from_raw(raw) for name, raw in cols.items()})
+    found, rows = columns(obj)
+    raw = _load(found[:MAX_COLUMNS], rows)
+    cols: dict[str, ColumnProfile] = {}
+    size = 0
+    for name, col in raw.items():
+        prof = ColumnProfile.from_raw(col)
+        size += len(json.dumps(prof.to_dict(), allow_nan=False, ensure_ascii=False))
+        if cols and size > MAX_BYTES:
+            break
+        cols[name] = prof
+    return Profile(rows, cols, len(found) if len(found) > len(cols) else None)

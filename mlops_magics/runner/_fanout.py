@@ -108,8 +108,26 @@ def _local_cluster(workers: int):
                             silence_logs=logging.ERROR)
 
 
-def run_points(client, spec: JobSpec, points: list[dict], delivery, progress: bool) -> list[JobResult]:
-    """Run every point on the cluster; a failing point never stops the others."""
+def started_jobs(client, spec: JobSpec) -> list[str]:
+    """Keys of the job runs the workers have started for this sweep (they log one event each)."""
+    try:
+        return [event["key"] for _, event in client.get_events(_topic(spec))]
+    except Exception:
+        log.warning("could not ask the Dask scheduler which jobs started", exc_info=True)
+        return []
+
+
+def _topic(spec: JobSpec) -> str:
+    return f"mlops-magics-sweep-{spec.sweep_key}"
+
+
+def run_points(client, spec: JobSpec, points: list[dict], delivery, progress: bool,
+               stopped: list[str] | None = None) -> list[JobResult]:
+    """Run every point on the cluster; a failing point never stops the others.
+
+    ``stopped``: on an interrupt (Ctrl-C, SIGTERM), the keys of the job runs started and
+    not finished are put there, for the caller to end once the workers are gone.
+    """
     from distributed import as_completed
     from tqdm import tqdm
 
@@ -117,12 +135,12 @@ def run_points(client, spec: JobSpec, points: list[dict], delivery, progress: bo
     spec = replace(spec, plugin=f"mlops-magics-kernels-{spec.sweep_key[:12]}",
                    parent_run_id=_run_id_for_other_hosts(client, spec, delivery))
     client.register_plugin(_SpareKernels(), name=spec.plugin)
+    jobs: list = [None] * len(points)
     try:
         # A point starts its worker's next kernel unless it is among the last ones.
         futures = {client.submit(_run_point, spec, point, i < len(points) - slots, pure=False,
                                  key=f"mlops-sweep-{spec.sweep_key[:8]}-{i}"): i
                    for i, point in enumerate(points)}
-        jobs: list = [None] * len(points)
         failed = 0
         with tqdm(total=len(points), desc=f"sweep {Path(spec.notebook).name}", unit="point",
                   disable=not progress) as bar:
@@ -133,6 +151,11 @@ def run_points(client, spec: JobSpec, points: list[dict], delivery, progress: bo
                 bar.set_postfix(failed=failed, refresh=False)
                 bar.update()
         return jobs
+    except KeyboardInterrupt:
+        if stopped is not None:
+            done = {job.key for job in jobs if job is not None}
+            stopped.extend(key for key in started_jobs(client, spec) if key not in done)
+        raise
     finally:
         try:
             client.unregister_worker_plugin(spec.plugin)  # stops kernels started for jobs that never came
@@ -207,10 +230,12 @@ def _run_point(spec: JobSpec, point: dict, prestart: bool) -> JobResult:
     _adopt_environment(spec, shared)
     notebook = _local_notebook(spec)
     cwd = spec.cwd if os.path.isdir(spec.cwd) else None
-    spares = get_worker().plugins.get(spec.plugin)
+    worker = get_worker()
+    spares = worker.plugins.get(spec.plugin)
     prepared = spares.take() if spares is not None else None
-    if prepared is None and shared and spec.forks:
-        prepared = _start(spec, notebook, cwd)  # forked: else run_notebook starts one the usual way
+    if prepared is None:
+        prepared = _start(spec, notebook, cwd)  # the job's key known here, to tell the sweep
+    worker.log_event(_topic(spec), {"key": prepared[0]})
     if prestart and spares is not None:
         try:
             spares.put(_start(spec, notebook, cwd))  # the next job's kernel boots while this one runs

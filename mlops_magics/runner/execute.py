@@ -12,7 +12,7 @@ from typing import Any
 from .. import locations, naming
 from ..errors import MlopsError, did_you_mean
 from ..tracking.lineage import NOTEBOOK_ENV
-from .failures import EXIT_CODES, Failure, add_banner, classify
+from .failures import EXIT_CODES, Failure, JobInterrupted, add_banner, classify, input_indices
 from .parameters import merged, read_notebook_parameters, resolve
 
 log = logging.getLogger("mlops_magics")
@@ -45,9 +45,11 @@ class JobResult:
 
 
 def _check_kernel(kernel: str | None, nb) -> str:
-    name = kernel or nb.metadata.get("kernelspec", {}).get("name") or "python3"
-    if name == "python3":
-        return name  # jupyter_client's own, always there
+    from jupyter_client.kernelspec import NATIVE_KERNEL_NAME
+
+    name = kernel or nb.metadata.get("kernelspec", {}).get("name") or NATIVE_KERNEL_NAME
+    if name in ("python", NATIVE_KERNEL_NAME):
+        return NATIVE_KERNEL_NAME  # jupyter_client's own, always there ("python" is its alias)
     from jupyter_client.kernelspec import KernelSpecManager
 
     manager = KernelSpecManager()
@@ -102,9 +104,12 @@ def stop_kernel(km) -> None:
 
 
 def _default_output(notebook: Path, key: str) -> Path:
-    folder = locations.home() / "jobs"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"{notebook.stem}-{key[:8]}.ipynb"
+    from ._job_secrets import private_folder
+
+    home = locations.home()
+    private_folder(home)  # 0700 even when it existed: job copies hold whatever the cells printed
+    private_folder(home / "jobs")
+    return home / "jobs" / f"{notebook.stem}-{key[:8]}.ipynb"
 
 
 def run_notebook(path: str | os.PathLike, parameters: dict[str, Any] | None = None, *,
@@ -138,67 +143,121 @@ def run_notebook(path: str | os.PathLike, parameters: dict[str, Any] | None = No
     Returns
     -------
     JobResult
+
+    Raises
+    ------
+    JobInterrupted
+        (a ``KeyboardInterrupt``) on Ctrl-C, after the kernel was shut down and the job's
+        run ended FAILED with ``mlops.failure=interrupted``; ``.result`` is its JobResult.
+
+    Parameters whose names look like credentials (``token``, ``db_password``) and values
+    of a secret shape (a password in a URL) reach the kernel only: the output notebook,
+    its HTML and the run show ``***``.
     """
+    from ._job_secrets import JobSecrets
+
     notebook = Path(path).resolve()
     nb, declared = read_notebook_parameters(notebook)
     overrides = resolve(declared, given=parameters, texts=texts, notebook=notebook.name)
     final = merged(declared, overrides)
-    kernel_name = _check_kernel(kernel, nb)
-    uri, exp = locations.tracking_uri(tracking_uri), locations.experiment_name(experiment)
-    from ..journal.flusher import OUTAGE_GRACE, Delivery
+    plan = _Plan(notebook=notebook, nb=nb, final=final, secrets=JobSecrets(overrides, final),
+                 kernel_name=_check_kernel(kernel, nb), uri=locations.tracking_uri(tracking_uri),
+                 experiment=locations.experiment_name(experiment), output=output, timeout=timeout,
+                 progress=progress, parent_key=parent_key, tags=tags, cwd=cwd)
+    from ..journal.flusher import OUTAGE_GRACE, ProcessDelivery
     from ..journal.store import Journal
 
     journal = Journal(locations.journal_path())
-    delivery = Delivery(uri, journal)
+    delivery = ProcessDelivery(plan.uri, journal)  # the journal's one delivery process delivers
     started = time.monotonic()
     try:
         attempt = 0
         while True:
             attempt += 1
-            result = _attempt(notebook, final, overrides, exp, uri, output, timeout, kernel_name, progress,
-                              delivery, parent_key, tags, cwd, attempt, prepared if attempt == 1 else None)
+            result = _attempt(plan, delivery, attempt, prepared if attempt == 1 else None)
             if result.failure not in RETRYABLE or attempt > retries:
                 break
             log.warning("job %s: %s; retrying (%d of %d)", notebook.name, result.failure, attempt, retries)
-        # The kernel's records too, if it died; with MLflow down they wait in the journal.
-        delivery.flush(flush_timeout, everyone=True, outage_grace=OUTAGE_GRACE)
-        result.run_id = journal.run_id(uri, result.key)
+        stopped = result.failure == naming.FAILURE_INTERRUPTED
+        # The kernel's records too, if it died; with MLflow down they wait in the journal
+        # (stopped: briefly, the user asked to stop; `mlops-magics sync` delivers the rest).
+        delivery.flush(min(flush_timeout, _STOPPED_FLUSH_S) if stopped else flush_timeout, everyone=not stopped,
+                       outage_grace=OUTAGE_GRACE)
+        result.run_id = journal.run_id(plan.uri, result.key)
         result.attempts, result.duration_s = attempt, time.monotonic() - started
+        if stopped:
+            raise JobInterrupted(result.error or "interrupted", result)
         return result
     finally:
         delivery.close(timeout=0)
         journal.close()
 
 
-def _attempt(notebook, final, overrides, exp, uri, output, timeout, kernel_name, progress, delivery,
-             parent_key, tags, cwd, attempt, prepared) -> JobResult:
+_STOPPED_FLUSH_S = 3.0
+
+
+@dataclass
+class _Plan:
+    """One job as asked: what runs, with which parameters, where it records."""
+
+    notebook: Path
+    nb: Any  # the input notebook as read
+    final: dict[str, Any]
+    secrets: Any  # JobSecrets
+    kernel_name: str
+    uri: str
+    experiment: str
+    output: Any
+    timeout: float | None
+    progress: bool
+    parent_key: str | None
+    tags: dict[str, str] | None
+    cwd: str | None
+
+
+def _attempt(plan: _Plan, delivery, attempt: int, prepared) -> JobResult:
     from .job import JobRecorder
 
-    recorder = JobRecorder(delivery, experiment=exp, notebook=notebook, parameters=final,
-                           parent_key=parent_key, tags=tags)
+    recorder = JobRecorder(delivery, experiment=plan.experiment, notebook=plan.notebook, parameters=plan.final,
+                           parent_key=plan.parent_key, tags=plan.tags, mask=plan.secrets.text)
     if prepared is not None:  # a kernel started ahead of time, with its job key
         recorder.key, km = prepared
-        recorder.start()
+    recorder.start()  # the job's run opens in the journal before its kernel records into it
+    out = _output_path(plan, recorder.key)
+    try:
+        if prepared is None:
+            km = start_kernel(plan.kernel_name, kernel_env(job_key=recorder.key, uri=plan.uri,
+                                                           experiment=plan.experiment, notebook=plan.notebook),
+                              plan.cwd)
+    except KeyboardInterrupt as exc:  # stopped while the kernel started: nothing ran
+        failure = classify(exc, None)
     else:
-        recorder.start()  # the job's run opens in the journal before its kernel records into it
-        km = start_kernel(kernel_name, kernel_env(job_key=recorder.key, uri=uri, experiment=exp,
-                                                  notebook=notebook), cwd)
-    out = str(Path(output).resolve()) if output else str(_default_output(notebook, recorder.key))
-    failure = _execute(notebook, out, overrides, kernel_name, km, timeout, progress, recorder, cwd)
+        failure = _execute(plan, out, km, recorder)
+    plan.secrets.notebook(out)
     if failure is not None:
         add_banner(out, failure)
     recorder.end(failure=failure, output_path=out, attempt=attempt)
     return JobResult(run_id=None, status="FINISHED" if failure is None else "FAILED", output_path=out,
-                     failure=None if failure is None else failure.kind, key=recorder.key, parameters=final,
+                     failure=None if failure is None else failure.kind, key=recorder.key, parameters=plan.final,
                      error=None if failure is None else failure.message,
                      failed_cell=None if failure is None else failure.cell_index)
 
 
-def _execute(notebook, out, overrides, kernel_name, km, timeout, progress, recorder, cwd) -> Failure | None:
+def _output_path(plan: _Plan, key: str) -> str:
+    """Where the executed notebook goes; under the journal home it is private from the start."""
+    from ._job_secrets import private_file
+
+    out = Path(plan.output).resolve() if plan.output else _default_output(plan.notebook, key)
+    if out.parent.is_dir() and out.is_relative_to(locations.home().resolve()):
+        private_file(out)
+    return str(out)
+
+
+def _execute(plan: _Plan, out: str, km, recorder) -> Failure | None:
     import papermill as pm
 
-    current = {"index": None}
-    total = [0]
+    current: dict[str, Any] = {"index": None}
+    total, positions, replies = [0], [], {}
 
     def on_cell_start(cell, cell_index):
         current["index"] = cell_index
@@ -206,17 +265,46 @@ def _execute(notebook, out, overrides, kernel_name, km, timeout, progress, recor
 
     def on_notebook_start(notebook):
         total[0] = len(notebook.cells)
+        positions[:] = input_indices(plan.nb.cells, notebook.cells)
 
+    def on_cell_error(cell, cell_index, execute_reply):
+        replies[cell_index] = execute_reply.get("content", {})
+
+    hooks = {"on_cell_start": on_cell_start, "on_notebook_start": on_notebook_start, "on_cell_error": on_cell_error}
+    assign = plan.secrets.hook(km, plan.kernel_name, _language(plan.nb))
+    if assign is not None:
+        hooks["on_cell_executed"] = assign
     try:
-        pm.execute_notebook(str(notebook), out, parameters=overrides, kernel_name=kernel_name, km=km,
-                            progress_bar=progress, execution_timeout=_whole_seconds(timeout), cwd=cwd,
-                            on_cell_start=on_cell_start, on_notebook_start=on_notebook_start,
-                            store_widget_state=False)  # so HTML exports show the widgets' static images
+        pm.execute_notebook(str(plan.notebook), out, parameters=plan.secrets.shown, kernel_name=plan.kernel_name,
+                            km=km, progress_bar=plan.progress, execution_timeout=_whole_seconds(plan.timeout),
+                            cwd=plan.cwd, store_widget_state=False,  # so HTML exports show the widgets' static images
+                            **hooks)
         return None
-    except Exception as exc:
-        return classify(exc, current["index"])
+    except (Exception, KeyboardInterrupt) as exc:
+        failure = classify(exc, current["index"], replies)
+        failure.cell_index = _input_index(positions, failure.cell_index)
+        failure.message = plan.secrets.text(failure.message)
+        return failure
     finally:
         stop_kernel(km)
+
+
+def _input_index(positions: list[int | None], index: int | None) -> int | None:
+    """The executed notebook's cell ``index`` as counted in the input notebook (papermill's
+    injected parameters cell counts as the parameters cell before it)."""
+    if index is None or index >= len(positions):
+        return index
+    before = [p for p in positions[: index + 1] if p is not None]
+    return positions[index] if positions[index] is not None else (before[-1] if before else 0)
+
+
+def _language(nb) -> str | None:
+    from papermill.utils import nb_language
+
+    try:
+        return nb_language(nb)
+    except Exception:  # no language in the metadata: the translator goes by the kernel name
+        return None
 
 
 def _whole_seconds(timeout: float | None) -> int | None:

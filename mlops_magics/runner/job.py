@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import naming
+from .. import secrets
 from ..secrets import MASK, is_secret
 from ..tracking import records
 from ..tracking.lineage import code_tags, source_tags
@@ -28,10 +29,13 @@ class JobRecorder:
     """Writes one job run's records through a journal-backed delivery."""
 
     def __init__(self, delivery, *, experiment: str, notebook: Path, parameters: dict[str, Any],
-                 name: str | None = None, parent_key: str | None = None, tags: dict[str, str] | None = None):
+                 name: str | None = None, parent_key: str | None = None, tags: dict[str, str] | None = None,
+                 mask=secrets.mask_text):
+        """``mask``: text -> text with the job's secret values masked (``JobSecrets.text``)."""
         self.delivery, self.key = delivery, records.new_key()
         self.experiment, self.notebook, self.parameters = experiment, notebook, parameters
-        self.name = name or _default_name(notebook, parameters)
+        self.mask = mask
+        self.name = mask(name or _default_name(notebook, parameters))
         self.parent_key, self.extra_tags = parent_key, dict(tags or {})
         self._cell_timer: threading.Timer | None = None
 
@@ -41,7 +45,7 @@ class JobRecorder:
         notebook = str(self.notebook)
         tags = {naming.KIND: naming.KIND_JOB, **source_tags(notebook), **code_tags(notebook),
                 naming.PAPERMILL_VERSION: papermill.__version__, **self.extra_tags}
-        params = {naming.sanitize_key(k): (MASK if is_secret(k) else param_string(v))
+        params = {naming.sanitize_key(k): (MASK if is_secret(k) else self.mask(param_string(v)))
                   for k, v in self.parameters.items()}
         self.delivery.submit([
             records.start(self.key, experiment=self.experiment, name=self.name, start_ms=records.now_ms(),
@@ -56,7 +60,7 @@ class JobRecorder:
         watching a long job in MLflow, and a record per quick cell would only keep the
         delivery busy with tags that are stale before MLflow has them.
         """
-        first = (cell.source.strip().splitlines() or [""])[0][:80]
+        first = self.mask((cell.source.strip().splitlines() or [""])[0][:80])
         ops = [records.log(self.key, tags={naming.JOB_CELL: f"{index + 1}/{total} {first}"})]
         self._cancel_cell_tag()
         self._cell_timer = threading.Timer(CELL_TAG_AFTER_S, self.delivery.submit, args=(ops,))
@@ -74,7 +78,7 @@ class JobRecorder:
         if output_path:
             tags[naming.JOB_OUTPUT] = output_path
         if failure is not None:
-            tags.update({naming.FAILURE: failure.kind, naming.ERROR: naming.clip(failure.message, 5000)})
+            tags.update({naming.FAILURE: failure.kind, naming.ERROR: naming.clip(self.mask(failure.message), 5000)})
             if failure.cell_index is not None:
                 tags[naming.JOB_FAILED_CELL] = str(failure.cell_index)
         ops = [records.log(self.key, tags=tags)]
@@ -91,7 +95,11 @@ def _default_name(notebook: Path, parameters: dict[str, Any]) -> str:
 
 
 def _notebook_artifacts(key: str, output_path: str | None) -> list[records.Op]:
-    """The executed notebook and its HTML rendering, as run artifacts."""
+    """The executed notebook and its HTML rendering, as run artifacts.
+
+    The notebook was masked cell by cell (``JobSecrets.notebook``): masking its JSON text
+    here would break the JSON escapes.
+    """
     if not output_path or not os.path.exists(output_path):
         return []
     text = Path(output_path).read_text(encoding="utf-8")

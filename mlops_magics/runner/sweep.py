@@ -265,19 +265,20 @@ def _sweep(notebook: Path, grid, points, kernel_name: str, delivery, forks, *, w
         experiment=locations.experiment_name(experiment), home=str(locations.home().resolve()), cwd=os.getcwd(),
         kernel=kernel_name, timeout=timeout, sweep_key=records.new_key(), host=socket.gethostname(),
         env=None if cluster else dict(os.environ), forks=forks.path if forks else None)
-    started = False
+    started, stopped = False, []
     try:
         with _fanout.Dask(cluster, min(workers or os.cpu_count() or 1, len(points))) as dask:
             delivery.submit([_start_op(spec, grid, len(points))])
             started = True
-            jobs = _fanout.run_points(dask.client, spec, points, delivery, progress)
+            jobs = _fanout.run_points(dask.client, spec, points, delivery, progress, stopped)
             dask.close_soon()  # the cluster winds down while MLflow takes the last records
             result = _rank(spec, points, jobs, delivery, metric, greater_is_better)
         delivery.submit(_end_ops(spec.sweep_key, result))
         return result
     except BaseException as exc:
-        if started:
-            delivery.submit(_interrupted_ops(spec.sweep_key, exc))
+        if started:  # the cluster is closed here: no worker records into these runs any more
+            ops = [op for key in stopped for op in _interrupted_ops(key, exc)]
+            delivery.submit(ops + _interrupted_ops(spec.sweep_key, exc))
         raise
 
 
@@ -306,8 +307,11 @@ def _end_ops(key: str, result: SweepResult) -> list[records.Op]:
 
 
 def _interrupted_ops(key: str, exc: BaseException) -> list[records.Op]:
-    tags = {naming.FAILURE: naming.FAILURE_ERROR, naming.ERROR: f"the sweep stopped: {one_line(exc)}"}
-    return [records.log(key, tags=tags), records.end(key, status="KILLED", end_ms=records.now_ms())]
+    """A run the sweep's end cut short: Ctrl-C / SIGTERM (``interrupted``), or an error of the sweep."""
+    kind = naming.FAILURE_INTERRUPTED if isinstance(exc, KeyboardInterrupt) else naming.FAILURE_ERROR
+    error = f"{type(exc).__name__}: {exc}" if isinstance(exc, KeyboardInterrupt) else one_line(exc)
+    tags = {naming.FAILURE: kind, naming.ERROR: naming.clip(f"the sweep stopped: {error}", naming.MAX_TAG_VAL_LENGTH)}
+    return [records.log(key, tags=tags), records.end(key, status="FAILED", end_ms=records.now_ms())]
 
 
 # -- ranking -------------------------------------------------------------------------

@@ -100,6 +100,7 @@ def run_due(at: datetime | None = None, names: list[str] | None = None, *,
 def run_slot(store: ScheduleStore, s: Schedule, slot: Slot, trigger: str | None = None) -> Outcome:
     """Run the notebook of ``s`` for a claimed ``slot`` as a job; record how it ended."""
     from ..runner.execute import run_notebook
+    from .manage import resolved_parameters
 
     when = cron.local_iso(slot.time, s.timezone)
     tags = {naming.SCHEDULE: s.name, naming.SCHEDULE_SLOT: when}
@@ -112,7 +113,7 @@ def run_slot(store: ScheduleStore, s: Schedule, slot: Slot, trigger: str | None 
             given[naming.TRIGGER_PARAMETER] = trigger
     log.info("%s @ %s: running %s%s", s.name, when, s.notebook, f" (alert of run {trigger})" if trigger else "")
     try:
-        result = run_notebook(s.notebook, given, texts=[(k, v) for k, v in s.parameters], experiment=s.experiment,
+        result = run_notebook(s.notebook, given, texts=resolved_parameters(s), experiment=s.experiment,
                               timeout=s.timeout, retries=s.retries, progress=False, tracking_uri=s.tracking_uri,
                               tags=tags, cwd=s.workdir if _isdir(s.workdir) else None)
     except Exception as exc:  # a bad parameter, a missing notebook: this slot failed, the others still run

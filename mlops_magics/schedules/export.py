@@ -39,7 +39,7 @@ def crontab(s: Schedule) -> str:
     home = locations.home().resolve()
     log = home / "logs" / f"schedule-{s.name}.log"
     env = f"MLOPS_MAGICS_HOME={shlex.quote(str(home))}"
-    command = (f"cd {shlex.quote(s.workdir)} && mkdir -p {shlex.quote(str(log.parent))} && {env} "
+    command = (f"cd {shlex.quote(s.workdir)} && umask 077 && mkdir -p {shlex.quote(str(log.parent))} && {env} "
                f"{shlex.join(run_due_argv(s.name))} >> {shlex.quote(str(log))} 2>&1")
     lines = [f"# mlops-magics schedule {s.name}: {s.notebook} at '{s.cron}' ({s.timezone})"]
     expr = s.cron
@@ -64,6 +64,7 @@ def systemd(s: Schedule) -> list[Unit]:
         "",
         "[Service]",
         "Type=oneshot",
+        "UMask=0077",
         f"WorkingDirectory={s.workdir}",
         f"Environment={_systemd_quote('MLOPS_MAGICS_HOME=' + str(home))}",
         f"ExecStart={' '.join(_systemd_quote(a) for a in run_due_argv(s.name))}",

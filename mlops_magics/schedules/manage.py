@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from .. import locations
+from ..secrets import is_secret, mask_text
 from . import cron
 from .cron import ScheduleError
 from .decide import decide
@@ -17,6 +18,8 @@ from .store import RUNNING, Schedule, ScheduleStore
 log = logging.getLogger("mlops_magics.schedules")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 CATCH_UP = ("one", "none")
+ENV_PREFIX = "env:"
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def add_schedule(name: str, notebook: str | os.PathLike, cron_expr: str, *,
@@ -39,7 +42,8 @@ def add_schedule(name: str, notebook: str | os.PathLike, cron_expr: str, *,
     path = Path(notebook).expanduser().resolve()
     _, declared = read_notebook_parameters(path)
     texts = [(str(k), str(v)) for k, v in parameters or []]
-    resolve(declared, texts=texts, notebook=path.name)
+    refuse_secrets(texts)
+    resolve(declared, texts=[(k, v) for k, v in texts if not env_reference(v)], notebook=path.name)
     expr = cron.check_cron(cron_expr)
     tz = timezone or cron.local_zone_name()
     cron.zone(tz)
@@ -55,6 +59,36 @@ def add_schedule(name: str, notebook: str | os.PathLike, cron_expr: str, *,
                  tracking_uri=_storable_uri(tracking_uri), timeout=timeout, retries=retries)
     store.add(s)
     return store.get(name)
+
+
+def env_reference(text: str) -> str | None:
+    """``NAME`` of a parameter given as ``env:NAME``: read from the environment at each run."""
+    if text.startswith(ENV_PREFIX) and _ENV_NAME.match(text[len(ENV_PREFIX):]):
+        return text[len(ENV_PREFIX):]
+    return None
+
+
+def refuse_secrets(texts: list[tuple[str, str]]) -> None:
+    """A secret is never written to schedules.db: a parameter named like one (``token``,
+    ``db_password``) or holding one (a URL with a password, a key) must be ``env:NAME``."""
+    for name, text in texts:
+        if env_reference(text) is None and (is_secret(name) or mask_text(text) != text):
+            var = re.sub(r"\W", "_", name).upper()
+            raise ScheduleError(f"-p {name}: secrets are not stored in schedules; export {var}=... where "
+                                f"run-due runs and give -p {name} {ENV_PREFIX}{var}")
+
+
+def resolved_parameters(s: Schedule) -> list[tuple[str, str]]:
+    """The schedule's ``-p`` pairs with each ``env:NAME`` read from this environment."""
+    out = []
+    for name, text in s.parameters:
+        var = env_reference(text)
+        if var is not None:
+            if var not in os.environ:
+                raise ScheduleError(f"-p {name} {text}: ${var} is not set in the environment of run-due")
+            text = os.environ[var]
+        out.append((name, text))
+    return out
 
 
 def _storable_uri(explicit: str | None) -> str | None:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .. import locations
 from ..errors import did_you_mean
+from ..secrets import mask_text
 from . import cron
 from .cron import ScheduleError
 from .decide import Decision, decide
@@ -118,7 +119,7 @@ class ScheduleStore:
     def __init__(self, path: str | os.PathLike | None = None) -> None:
         self.path = Path(path) if path else schedules_path()
         self._local = threading.local()
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        locations.private_file(self.path)  # 0600 before SQLite creates it (its -wal/-shm follow), 0700 folder
         self._conn().executescript(_SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
@@ -269,7 +270,7 @@ class ScheduleStore:
     def finish(self, slot_id: int, state: str, *, run_id: str | None = None, run_key: str | None = None,
                detail: str | None = None) -> None:
         self._conn().execute("UPDATE slots SET state = ?, run_id = ?, run_key = ?, detail = ?, ended_at = ?"
-                             " WHERE id = ?", (state, run_id, run_key, detail, cron.key(cron.now()), slot_id))
+                             " WHERE id = ?", (state, run_id, run_key, mask_text(detail), cron.key(cron.now()), slot_id))
 
     def history(self, name: str | None = None, limit: int = 1000) -> list[Slot]:
         """Slots, newest first (all schedules, or ``name``'s)."""

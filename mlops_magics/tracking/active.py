@@ -34,22 +34,36 @@ class ActiveRun:
     artifacts: dict[str, str] = field(default_factory=dict)
     latest: dict[str, float] = field(default_factory=dict)
     checks: list[tuple[str, float | None, float | None]] = field(default_factory=list)
+    # What was not recorded and why, for the cell's summary (the tracked cell shares its list).
+    warnings: list[str] = field(default_factory=list)
+    notices: object = None  # callable() -> str | None: a journal storage fault, told once
     _steps: dict[str, int] = field(default_factory=dict)
-    _keys: dict[str, str] = field(default_factory=dict)
+    _keys: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     _last_spill: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self.take_notices()  # opening the run may have met a full or corrupt journal
 
     def log_metric(self, key: str, value: object, step: int | None = None) -> None:
         number = real_scalar(value)
         if number is None:
             raise MlopsError(f"metric {key!r} must be a real number, got {type(value).__name__}")
+        known = self._keys.get(key)
+        if known is None:
+            clean = naming.sanitize_key(key)
+            known = self._keys[key] = (clean, naming.key_problem(clean))
+        clean, problem = known
+        if problem is not None:  # MLflow would refuse it: say so under the cell, keep the rest
+            self.warn(f"metric {key!r} not recorded: {problem}")
+            return
         last = self._steps.get(key, -1)
         if step is None:
             step = last + 1
+        if not -naming.MAX_STEP <= int(step) <= naming.MAX_STEP:
+            self.warn(f"metric {key!r} at step {step} not recorded: steps are 64-bit integers")
+            return
         if step > last:
             self._steps[key] = step
-        clean = self._keys.get(key)
-        if clean is None:
-            clean = self._keys[key] = naming.sanitize_key(key)
         self.metrics.append((clean, number, int(time.time() * 1000), int(step)))
         self.latest[clean] = number
         self.count += 1
@@ -57,14 +71,30 @@ class ActiveRun:
                                        or time.monotonic() - self._last_spill > SPILL_SECONDS):
             self.take_spill()
 
+    def warn(self, text: str) -> None:
+        """Add ``text`` to what the cell's summary shows, once."""
+        if text not in self.warnings:
+            self.warnings.append(text)
+
+    def take_notices(self) -> None:
+        notice = self.notices() if self.notices is not None else None
+        if notice:
+            self.warn(notice)
+
     def take_spill(self) -> None:
         points, self.metrics = self.metrics, []
         self._last_spill = time.monotonic()
         if points and self.spill is not None:
-            self.spill(points)
+            self.spill(points)  # never raises on a storage fault: the journal holds the points
+            self.take_notices()
 
     def set_tag(self, key: str, value: object) -> None:
-        self.tags[naming.sanitize_key(key)] = naming.clip(str(value), naming.MAX_TAG_VAL_LENGTH)
+        clean = naming.sanitize_key(key)
+        problem = naming.key_problem(clean)
+        if problem is not None:
+            self.warn(f"tag {key!r} not recorded: {problem}")
+            return
+        self.tags[clean] = naming.clip(str(value), naming.MAX_TAG_VAL_LENGTH)
 
     def log_text(self, path: str, text: str) -> None:
         """A text artifact at ``path`` in the run (written when the run's records are)."""

@@ -1,7 +1,8 @@
-"""Static reading of a cell's code: which literals it sets, which names it reads and binds.
+"""Static reading of a cell's code: which literals it sets, which names it reads and binds,
+which calls it makes (with their literal arguments) and which objects it fits.
 
 Pure ``ast``: no execution, no IPython. The tracker combines this with what the
-namespace looked like before and after the cell.
+namespace looked like before and after the cell (see ``inference.py``).
 """
 
 from __future__ import annotations
@@ -15,16 +16,35 @@ MAX_PARAM_REPR = 500
 MAX_PATH_LITERAL = 1024
 
 
+FIT_METHODS = frozenset({"fit", "fit_transform", "fit_predict", "partial_fit"})
+
+
+@dataclass
+class CallSite:
+    """One call in the cell: ``callee`` as dotted parts (``("plt", "scatter")``; ``"[]"``/``"()"``
+    stand for a subscript or call inside the chain; empty when the chain does not start at a name)."""
+
+    callee: tuple[str, ...]
+    keywords: dict[str, object] = field(default_factory=dict)  # literal keyword arguments
+    positional: dict[int, object] = field(default_factory=dict)  # literal positional arguments by index
+    names: list[str] = field(default_factory=list)  # plain names passed as arguments
+    parent: int | None = None  # index in ``calls`` of the nearest enclosing call
+
+
 @dataclass
 class CellAnalysis:
     """What the code of one cell says about itself."""
 
-    params: dict[str, object] = field(default_factory=dict)
+    params: dict[str, object] = field(default_factory=dict)  # top-level literal assignments
     loads: set[str] = field(default_factory=set)  # names read
     free: set[str] = field(default_factory=set)  # names read before the cell binds them: its inputs
     stores: set[str] = field(default_factory=set)  # names bound by assignment
     loop_targets: set[str] = field(default_factory=set)  # for-loop / with-as names
     strings: list[str] = field(default_factory=list)  # path-like string literals, in order
+    calls: list[CallSite] = field(default_factory=list)  # calls in the cell's own scope, outer first
+    fitted: list[str] = field(default_factory=list)  # dotted names whose fit/partial_fit/... is called
+    bound_from: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name -> callee it was assigned from
+    last: ast.expr | None = None  # the final expression statement: what the cell displays
 
 
 def _literal(node: ast.AST) -> tuple[bool, object]:
@@ -35,14 +55,6 @@ def _literal(node: ast.AST) -> tuple[bool, object]:
     if isinstance(value, bytes) or len(repr(value)) > MAX_PARAM_REPR:
         return False, None
     return True, value
-
-
-def _callee(func: ast.AST) -> str:
-    if isinstance(func, ast.Attribute):
-        return func.attr
-    if isinstance(func, ast.Name):
-        return func.id
-    return "call"
 
 
 def _assigned_literals(tree: ast.Module) -> dict[str, object]:
@@ -67,27 +79,6 @@ def _assigned_literals(tree: ast.Module) -> dict[str, object]:
                         if ok and isinstance(t, ast.Name):
                             found[t.id] = lit
     return found
-
-
-def _keyword_literals(tree: ast.Module, taken: dict[str, object]) -> dict[str, object]:
-    """Literal keyword arguments; a name seen with two values is qualified by its callee."""
-    seen: list[tuple[str, str, object]] = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call):
-            for kw in node.keywords:
-                if kw.arg is None:
-                    continue
-                ok, lit = _literal(kw.value)
-                if ok:
-                    seen.append((_callee(node.func), kw.arg, lit))
-    values: dict[str, set[str]] = {}
-    for _, arg, lit in seen:
-        values.setdefault(arg, set()).add(repr(lit))
-    out: dict[str, object] = {}
-    for callee, arg, lit in seen:
-        clash = len(values[arg]) > 1 or (arg in taken and repr(taken[arg]) != repr(lit))
-        out[f"{callee}.{arg}" if clash else arg] = lit
-    return out
 
 
 class _Names(ast.NodeVisitor):
@@ -159,6 +150,76 @@ class _Names(ast.NodeVisitor):
     visit_ImportFrom = visit_Import
 
 
+def chain(node: ast.AST) -> tuple[str, ...]:
+    """``a.b[0].c()`` as ``("a", "b", "[]", "c", "()")``; empty unless the chain starts at a name."""
+    parts: list[str] = []
+    while True:
+        if isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        elif isinstance(node, ast.Subscript):
+            parts.append("[]")
+            node = node.value
+        elif isinstance(node, ast.Call):
+            parts.append("()")
+            node = node.func
+        elif isinstance(node, ast.Name):
+            parts.append(node.id)
+            return tuple(reversed(parts))
+        else:
+            return ()
+
+
+class _Calls(ast.NodeVisitor):
+    """Calls, fitted objects and call results bound to names, in the cell's own scope."""
+
+    def __init__(self, result: CellAnalysis) -> None:
+        self.r = result
+        self.stack: list[int] = []
+
+    def visit_Call(self, node: ast.Call) -> None:
+        site = CallSite(callee=chain(node.func), parent=self.stack[-1] if self.stack else None)
+        for i, arg in enumerate(node.args):
+            if isinstance(arg, ast.Starred):
+                break  # later positions are unknown
+            self._argument(site, i, arg)
+        for kw in node.keywords:
+            if kw.arg is not None:
+                self._argument(site, kw.arg, kw.value)
+        fitted = site.callee[:-1]
+        if len(site.callee) > 1 and site.callee[-1] in FIT_METHODS and "()" not in fitted and "[]" not in fitted:
+            self.r.fitted.append(".".join(fitted))
+        self.r.calls.append(site)
+        self.stack.append(len(self.r.calls) - 1)
+        self.generic_visit(node)
+        self.stack.pop()
+
+    @staticmethod
+    def _argument(site: CallSite, key: int | str, value: ast.AST) -> None:
+        if isinstance(value, ast.Name):
+            site.names.append(value.id)
+            return
+        ok, lit = _literal(value)
+        if ok:
+            if isinstance(key, str):
+                site.keywords[key] = lit
+            else:
+                site.positional[key] = lit
+
+    def visit_Assign(self, node: ast.Assign) -> None:
+        if isinstance(node.value, ast.Call):
+            callee = chain(node.value.func)
+            for target in node.targets:
+                if isinstance(target, ast.Name) and callee:
+                    self.r.bound_from[target.id] = callee
+        self.generic_visit(node)
+
+    def _skip(self, node: ast.AST) -> None:
+        return None  # bodies of def/class/lambda do not run as the cell's own code
+
+    visit_FunctionDef = visit_AsyncFunctionDef = visit_ClassDef = visit_Lambda = _skip
+
+
 def _path_literals(tree: ast.Module) -> list[str]:
     out: list[str] = []
     for node in ast.walk(tree):
@@ -174,8 +235,10 @@ def analyse(source: str) -> CellAnalysis:
     """Read ``source`` (plain Python, IPython syntax already transformed)."""
     tree = ast.parse(source)
     result = CellAnalysis()
-    assigned = _assigned_literals(tree)
-    result.params = {**_keyword_literals(tree, assigned), **assigned}
+    result.params = _assigned_literals(tree)
+    _Calls(result).visit(tree)
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        result.last = tree.body[-1].value
     bound: set[str] = set()
     for stmt in tree.body:  # statement order: `df = df.dropna()` reads df before binding it
         part = CellAnalysis()

@@ -14,15 +14,16 @@ import os
 from dataclasses import dataclass, field
 
 from .. import _current, naming
-from ..secrets import mask_mapping, mask_source
+from ..secrets import mask_mapping, mask_source, mask_text
 from . import records
 from .active import add_alerts
 from .analysis import CellAnalysis, analyse, existing_files
 from .datasets import data_record, is_data, mlflow_dataset
+from .inference import MAX_PARAMS, infer_metrics, infer_params
 from .lineage import lineage_tags, notebook_path, source_tags
 from .resources import ResourceMeter
 from .session import ActiveRun, CellRun, TrackingSession
-from .values import metric_items, param_string
+from .values import metric_items, param_string, score_summary
 
 log = logging.getLogger("mlops_magics")
 
@@ -46,6 +47,34 @@ def _ids(ns: dict, hidden: set[str]) -> dict[str, int]:
     return {k: id(v) for k, v in list(ns.items()) if not k.startswith("_") and k not in hidden}
 
 
+def _statement_names(python: str) -> tuple[set[str], set[str]]:
+    """``(augmented, plain)``: names of ``x += ...`` anywhere in the cell's own scope (they read
+    and may change ``x`` in place), and names bound by top-level assignments, which all ran
+    when the cell succeeded (``n = 3`` over an equal ``n`` keeps the object's id)."""
+    import ast
+
+    try:
+        tree = ast.parse(python)
+    except (SyntaxError, ValueError):
+        return set(), set()
+    augmented: set[str] = set()
+    todo = list(tree.body)
+    while todo:  # not into def, class or lambda: their names are theirs
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+            augmented.add(node.target.id)
+        todo.extend(ast.iter_child_nodes(node))
+    plain: set[str] = set()
+    for stmt in tree.body:
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else (
+            [stmt.target] if isinstance(stmt, (ast.AnnAssign, ast.AugAssign)) and getattr(stmt, "value", None) else [])
+        for target in targets:
+            plain |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    return augmented, plain
+
+
 class TrackedCell:
     """Tracks one execution of a cell's code against namespace ``ns``."""
 
@@ -62,7 +91,7 @@ class TrackedCell:
         self.name = options.name or f"{stem}cell {execution_count}".strip()
         self.analysis: CellAnalysis = analyse(python)
         self.nonfinite: list[str] = []
-        self._objects: dict[str, object] = {}
+        self._objects: dict[str, tuple[object, str]] = {}  # name -> (object, digest) to profile
         self.data: list[dict] = []
         self.unhashed: dict[str, str] = {}
         self.warnings: list[str] = []
@@ -77,19 +106,24 @@ class TrackedCell:
             self.delivery.submit(self._start_ops())
         self.lineage = None if self.job else self.session.defer(lineage_tags, self.notebook)
         self.before = _ids(self.ns, self.hidden)
+        augmented, self._plain = _statement_names(self.python)
+        self._read: dict[str, tuple[int, str]] = {}  # name -> (id, digest) of data read, to see in-place changes
         candidates = set(self.options.data)
         if self.options.auto:
-            candidates |= self.analysis.free
+            candidates |= self.analysis.free | augmented
         for name in sorted(candidates):
             if name in self.ns and (name in self.options.data or is_data(self.ns[name])):
-                self._fingerprint(name, self.ns[name], naming.CONTEXT_INPUT)
+                fp = self._fingerprint(name, self.ns[name], naming.CONTEXT_INPUT)
+                if fp is not None:
+                    self._read[name] = (id(self.ns[name]), fp.digest)
         self.files = {}
         if self.options.auto:
             for path in existing_files(self.analysis.strings):
                 st = os.stat(path)
                 self.files[path] = (st.st_mtime_ns, st.st_size)
                 self._fingerprint_file(path, naming.CONTEXT_INPUT)
-        self.active = ActiveRun(self.key, self.name, spill=self._spill)
+        self.active = ActiveRun(self.key, self.name, spill=self._spill, warnings=self.warnings,
+                                notices=self.delivery.journal.take_notice)
         _current.push(self.active)
         self.meter = ResourceMeter()
 
@@ -102,15 +136,20 @@ class TrackedCell:
         usage = self.meter.stop()
         _current.pop(self.active)
         after = _ids(self.ns, self.hidden)
-        bound = (self.analysis.stores | {k for k, v in after.items() if self.before.get(k) != v})
+        # What the cell really bound: new or rebound names, not assignments in code that never
+        # ran (a failed cell's later lines, `if False:`); top-level ones all ran in a cell that succeeded.
+        bound = {k for k, v in after.items() if self.before.get(k) != v}
+        if error is None:
+            bound |= self._plain & after.keys()
         bound -= self.analysis.loop_targets
-        params = self._params()
-        metrics = self._metrics(bound - set(params))
+        params = self._params(bound)
+        metrics = self._metrics(bound - set(self.analysis.params) - set(self.options.params))
         self._outputs(bound)
         if self.options.log_model and error is None:
             self._log_model(bound)
         status = "FINISHED" if error is None else ("KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED")
-        err = None if error is None else naming.clip(f"{type(error).__name__}: {error}", naming.MAX_TAG_VAL_LENGTH)
+        err = None if error is None else naming.clip(mask_text(f"{type(error).__name__}: {error}"),
+                                                      naming.MAX_TAG_VAL_LENGTH)
         run = CellRun(
             key=self.key, name=self.name, experiment=self.options.experiment, uri=self.options.tracking_uri,
             status=status, params=params, metrics=metrics, data=self.data, unhashed=self.unhashed,
@@ -124,7 +163,7 @@ class TrackedCell:
             run.alerts = self.active.alerts(self.session.job_metrics, missing=False)
         else:
             run.alerts = self.active.alerts(metrics)
-        run.previous = self.session.previous(self.cell_id, self.options.name, self.source)
+        run.previous = self.session.previous(run, name=self.options.name, notebook=self.notebook)
         self.session.record(run)
         if self._objects:  # drift profiles of the data, off the cell's path
             self.session.defer(self._profiles, dict(self._objects))
@@ -138,8 +177,19 @@ class TrackedCell:
         return run
 
     # -- what the cell set ---------------------------------------------------------
-    def _params(self) -> dict[str, str]:
-        values: dict[str, object] = dict(self.analysis.params) if self.options.auto else {}
+    def _params(self, bound: set[str]) -> dict[str, str]:
+        """Literal assignments, estimators' non-default hyperparameters, searches' best params,
+        model-building calls' literal keywords, ``--params`` names (names: ``inference.py``)."""
+        values: dict[str, object] = {}
+        if self.options.auto:
+            try:
+                values, dropped = infer_params(self.analysis, self.ns, bound, self.displayed)
+            except Exception as exc:  # an odd object in the namespace: keep the run and what the code says
+                log.debug("params not inferred", exc_info=True)
+                values, dropped = dict(self.analysis.params), 0
+                self.warnings.append(f"params of objects not read: {type(exc).__name__}: {exc}")
+            if dropped:
+                self.warnings.append(f"{dropped} more params not recorded (at most {MAX_PARAMS} a cell)")
         for name in self.options.params:
             if name in self.ns:
                 values[name] = self.ns[name]
@@ -149,54 +199,86 @@ class TrackedCell:
         return mask_mapping(out)
 
     def _metrics(self, names: set[str]) -> dict[str, float]:
+        """Bound scalars (dicts as ``name.key``), cross-validation scores, searches' best scores,
+        the displayed value, ``--metrics`` names (names: ``inference.py``)."""
         found: dict[str, float] = {}
         nonfinite: list[str] = []
         explicit = set(self.options.metrics)
+        items: list[tuple[str, float]] = []
         for name in sorted((names if self.options.auto else set()) | explicit):
             if name.startswith("_") or name in self.hidden or name not in self.ns:
                 if name in explicit:
                     self.warnings.append(f"--metrics {name}: no variable named {name!r} after the cell")
                 continue
-            items = list(metric_items(name, self.ns[name]))
-            if not items and name in explicit:
-                self.warnings.append(f"--metrics {name}: {type(self.ns[name]).__name__} is not a number")
-            for key, value in items:
-                if value != value or value in (float("inf"), float("-inf")):
-                    nonfinite.append(key)
-                    self.warnings.append(f"metric {key} is {value}: not logged")
-                else:
-                    found[key] = value
+            found_here = list(metric_items(name, self.ns[name]))
+            if not found_here and name in explicit:
+                found_here = list(score_summary(name, self.ns[name]))
+                if not found_here:
+                    self.warnings.append(f"--metrics {name}: {type(self.ns[name]).__name__} is not a number")
+            items += found_here
+        if self.options.auto:
+            try:
+                items += infer_metrics(self.analysis, self.ns, names, self.displayed)
+            except Exception as exc:  # as for params: the run keeps the bound numbers
+                log.debug("metrics not inferred", exc_info=True)
+                self.warnings.append(f"scores of objects not read: {type(exc).__name__}: {exc}")
+        for key, value in items:
+            key = naming.sanitize_key(key)
+            if key in found or key in nonfinite:
+                continue  # a bound name wins over the same name inferred
+            if value != value or value in (float("inf"), float("-inf")):
+                nonfinite.append(key)
+                self.warnings.append(f"metric {key} is {value}: not logged")
+            else:
+                found[key] = value
         self.nonfinite = nonfinite
         return found
 
     def _outputs(self, bound: set[str]) -> None:
-        names = set(self.options.data) | (bound if self.options.auto else set())
+        named = set(self.options.data)
         seen = {(d["name"], d["digest"]) for d in self.data}
-        for name in sorted(names):
-            if name in self.ns and (name in self.options.data or is_data(self.ns[name])):
-                if name in self.options.data and name not in bound and any(d["name"] == name for d in self.data):
-                    continue
-                self._fingerprint(name, self.ns[name], naming.CONTEXT_OUTPUT, skip=seen)
-            elif name in self.options.data and name not in self.ns:
-                self.warnings.append(f"--data {name}: no variable named {name!r}")
+        for name in sorted(named | (bound if self.options.auto else set()) | set(self._read)):
+            if name not in self.ns:
+                if name in named:
+                    self.warnings.append(f"--data {name}: no variable named {name!r}")
+                continue
+            obj = self.ns[name]
+            read = self._read.get(name)
+            if read is not None and read[0] == id(obj):  # the object read: an output if changed in place
+                fp = self._fingerprint(name, obj, None)
+                if fp is not None and fp.digest != read[1]:
+                    self._record(name, obj, fp, naming.CONTEXT_OUTPUT)
+            elif name in bound and (name in named or is_data(obj)):
+                self._fingerprint(name, obj, naming.CONTEXT_OUTPUT, skip=seen)
         for path in existing_files(self.analysis.strings) if self.options.auto else []:
             st = os.stat(path)
             if self.files.get(path) != (st.st_mtime_ns, st.st_size):
                 self._fingerprint_file(path, naming.CONTEXT_OUTPUT)
 
-    def _fingerprint(self, name: str, obj: object, context: str, skip: set | None = None) -> None:
+    def _fingerprint(self, name: str, obj: object, context: str | None, skip: set | None = None):
+        """The object's Fingerprint, recorded as ``context`` (None: not recorded); None when it has none.
+
+        Plots, axes arrays and models have no content fingerprint: skipped quietly unless
+        ``--data`` named them.
+        """
         from ..errors import FingerprintError
         from ..fingerprints import fingerprint
 
         try:
             fp = fingerprint(obj)
         except FingerprintError as exc:
-            self.unhashed[name] = str(exc)
-            return
-        if skip and (name, fp.digest) in skip:
-            return
+            if name in self.options.data:
+                self.unhashed[name] = str(exc)
+            else:
+                log.debug("%s not fingerprinted: %s", name, exc)
+            return None
+        if context is not None and not (skip and (name, fp.digest) in skip):
+            self._record(name, obj, fp, context)
+        return fp
+
+    def _record(self, name: str, obj: object, fp, context: str) -> None:
         self.data.append(data_record(name, fp, context, {"variable": name}))
-        self._objects[name] = obj  # the output, when a name is both read and bound
+        self._objects[name] = (obj, fp.digest)  # the output, when a name is both read and bound
 
     def _fingerprint_file(self, path: str, context: str) -> None:
         from ..errors import FingerprintError
@@ -287,20 +369,31 @@ class TrackedCell:
             ops.append(records.end(self.key, status=run.status, end_ms=ts))
         return ops
 
-    def _profiles(self, objects: dict[str, object]) -> None:
+    def _profiles(self, objects: dict[str, tuple[object, str]]) -> None:
         """Profile each tracked frame or array (``mlops/profiles/<name>.json``) for drift.
 
-        Runs in the session's background thread after the cell: an object the next cell
-        changes in place may be profiled in its new state.
+        Runs in the session's background thread after the cell, once per content digest in
+        a session. An object a later cell changed in place before its profile was made gets
+        no profile rather than one of other content. Nothing here touches warnings state
+        (the profile code avoids pandas calls that enter ``warnings.catch_warnings``).
         """
+        from ..fingerprints import fingerprint
         from ..monitoring.profile import profile
 
         ops = []
-        for name, obj in objects.items():
-            try:
-                ops.append(records.artifact(self.key, naming.artifact_profile(name), profile(obj).to_json()))
-            except Exception as exc:  # a profile is an extra: never lose the run over one
-                log.debug("no profile for %s: %s", name, exc)
+        for name, (obj, digest) in objects.items():
+            text = self.session.profiles.get(digest)
+            if text is None:
+                try:
+                    text = profile(obj).to_json()
+                    if fingerprint(obj).digest != digest:
+                        log.debug("no profile for %s: changed since the cell", name)
+                        continue
+                except Exception as exc:  # a profile is an extra: never lose the run over one
+                    log.debug("no profile for %s: %s", name, exc)
+                    continue
+                self.session.profiles.put(digest, text)
+            ops.append(records.artifact(self.key, naming.artifact_profile(name), text))
         if ops:
             self.delivery.submit(ops)
 

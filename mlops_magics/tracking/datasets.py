@@ -58,3 +58,31 @@ def _dtype_kind(dtype: str) -> str:
     if low.startswith(("datetime", "timestamp")):
         return "M"
     return "O"
+
+
+class ProfileCache:
+    """Profile JSON by content digest: data used by many cells is profiled once per session.
+
+    Bounded in bytes, oldest first out. Used from the session's one background thread only.
+    """
+
+    def __init__(self, max_bytes: int = 16 << 20) -> None:
+        from collections import OrderedDict
+
+        self.max_bytes, self.size = max_bytes, 0
+        self._texts: OrderedDict[str, str] = OrderedDict()
+
+    def get(self, digest: str) -> str | None:
+        text = self._texts.get(digest)
+        if text is not None:
+            self._texts.move_to_end(digest)
+        return text
+
+    def put(self, digest: str, text: str) -> None:
+        if digest in self._texts or len(text) > self.max_bytes:
+            return
+        self._texts[digest] = text
+        self.size += len(text)
+        while self.size > self.max_bytes:
+            _, old = self._texts.popitem(last=False)
+            self.size -= len(old)

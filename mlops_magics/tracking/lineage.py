@@ -11,6 +11,7 @@ import functools
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -58,10 +59,21 @@ def file_sha256(path: str | os.PathLike) -> str | None:
         return None
 
 
+@functools.lru_cache(maxsize=1)
+def _git_executable() -> str | None:
+    return shutil.which("git")
+
+
 def _git(args: list[str], cwd: Path) -> str | None:
+    # By absolute path: given a bare "git", subprocess looks it up with os.get_exec_path,
+    # which enters warnings.catch_warnings; from this background thread that would make
+    # the user's already-shown warnings show again.
+    git = _git_executable()
+    if git is None:
+        return None
     try:
         out = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5,
+            [git, *args], cwd=cwd, capture_output=True, text=True, timeout=5,
             env={**os.environ, "GIT_OPTIONAL_LOCKS": "0"},
         )
     except (OSError, subprocess.SubprocessError):

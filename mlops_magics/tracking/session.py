@@ -7,7 +7,6 @@ the first tracked cell. Re-running a cell therefore never changes a logged param
 
 from __future__ import annotations
 
-import difflib
 import getpass
 import logging
 import threading
@@ -16,6 +15,8 @@ from dataclasses import dataclass, field
 from .. import naming
 from . import records
 from .active import ActiveRun, add_alerts  # noqa: F401  (ActiveRun re-exported for the tracker)
+from .datasets import ProfileCache
+from .identity import NotebookCells
 
 log = logging.getLogger("mlops_magics")
 
@@ -44,6 +45,7 @@ class CellRun:
     step_points: int = 0
     alerts: list[str] = field(default_factory=list)
     previous: CellRun | None = None
+    identity: str | None = None  # the notebook cell it ran, when the saved notebook tells (identity.py)
 
 
 class TrackingSession:
@@ -55,6 +57,8 @@ class TrackingSession:
         self._journal = None
         self.notebook = notebook
         self.history: list[CellRun] = []
+        self.cells = NotebookCells()  # the saved notebook's cells, for "what changed"
+        self.profiles = ProfileCache()  # profile JSON by content digest, used by the background thread only
         self._deliveries: dict = {}
         self._session_runs: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
@@ -164,23 +168,29 @@ class TrackingSession:
         self.history.append(run)
         del self.history[:-MAX_HISTORY]
 
-    def previous(self, cell_id: str | None, name: str | None, source: str) -> CellRun | None:
-        """The last tracked execution of the same cell: same cell id, run name, or most similar code."""
-        for run in reversed(self.history):
-            if cell_id and run.cell_id == cell_id:
-                return run
-            if name and run.name == name:
-                return run
-        if cell_id or name:
+    def previous(self, run: CellRun, name: str | None = None, notebook: str | None = None) -> CellRun | None:
+        """The last tracked execution of the same cell as ``run``, or None when that is not clear.
+
+        The same cell is: the same frontend cell id; else the same ``--name``; else, when the
+        notebook file can be read, the same saved cell (the one whose code best matches, see
+        ``identity.py``; sets ``run.identity``); else an earlier run of identical code. Never
+        a cell that merely looks alike.
+        """
+        if run.cell_id or name:
+            for old in reversed(self.history):
+                if (run.cell_id and old.cell_id == run.cell_id) or (name and old.name == name):
+                    return old
             return None
-        best, best_ratio = None, 0.6
-        for run in reversed(self.history[-50:]):
-            ratio = difflib.SequenceMatcher(None, run.source, source).quick_ratio()
-            if ratio > best_ratio:
-                ratio = difflib.SequenceMatcher(None, run.source, source).ratio()
-                if ratio > best_ratio:
-                    best, best_ratio = run, ratio
-        return best
+        run.identity = self.cells.locate(notebook, run.source) if notebook else None
+        for old in reversed(self.history):
+            if old.cell_id:
+                continue
+            if run.identity is None or old.identity is None:
+                if old.source == run.source:  # identical code: the same cell, or one just like it
+                    return old
+            elif old.identity == run.identity and self.cells.locate(notebook, old.source) == run.identity:
+                return old  # checked again against the file as saved now: cells may have moved
+        return None
 
     def statuses(self):
         return [d.status() for d in list(self._deliveries.values())]

@@ -2,7 +2,8 @@
 
 Params are canonical strings: ``repr`` for numbers and containers (so ``7`` and
 ``7.0`` stay distinct), the text itself for strings. Metrics are finite real
-scalars: int, float, numpy scalars and 0-d arrays, never bool.
+scalars: int, float, numpy scalars and 0-d arrays, never bool; 1-d score arrays
+(cross-validation folds) give ``name.mean`` and ``name.std``.
 """
 
 from __future__ import annotations
@@ -66,3 +67,13 @@ def metric_items(name: str, value: object) -> Iterator[tuple[str, float]]:
                     inner2 = real_scalar(v2)
                     if inner2 is not None and isinstance(k2, (str, int)):
                         yield sanitize_key(f"{name}.{key}.{k2}"), inner2
+
+
+def score_summary(name: str, value: object) -> Iterator[tuple[str, float]]:
+    """``name.mean`` and ``name.std`` of a 1-d array of scores (cross-validation folds)."""
+    if not _is_numpy(value) or getattr(value, "ndim", 0) != 1 or not getattr(value, "size", 0):
+        return
+    if getattr(getattr(value, "dtype", None), "kind", "") not in ("i", "u", "f"):
+        return
+    yield sanitize_key(f"{name}.mean"), float(value.mean())  # type: ignore[attr-defined]
+    yield sanitize_key(f"{name}.std"), float(value.std())  # type: ignore[attr-defined]
