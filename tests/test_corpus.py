@@ -89,7 +89,7 @@ def corpus(tmp_path_factory, _empty_store):
 _NORMALISE = [
     (re.compile(r"\x1b\[[0-9;]*[A-Za-z]"), ""),                      # ANSI colours
     (re.compile(r"0x[0-9a-fA-F]{4,}"), "0x…"),                        # memory addresses
-    (re.compile(r"\d+(?:\.\d+)?\s?(?:ns|µs|us|ms|s|min)\b"), "<t>"),  # timings
+    (re.compile(r"\d+(?:\.\d+)?\s?(?:ns|µs|μs|us|ms|s|min)\b"), "<t>"),  # timings
     (re.compile(r"\b[0-9a-f]{32}\b"), "<run id>"),                   # MLflow run ids
     (re.compile(r"\S*ipykernel_\d+[/\\]\d+\.py"), "<cell file>"),  # per-source file names
     (re.compile(r"sk-(container|estimator)-id-\d+"), r"sk-\1-id-N"),  # counters in scikit-learn's HTML

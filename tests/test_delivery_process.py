@@ -67,6 +67,20 @@ def _wait(predicate, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _delivery_processes(journal: Path) -> list[int]:
+    """Live delivery processes started for ``journal`` (a spare one started in a race waits a
+    moment for the lock before it hands over and exits)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"mlops_magics.journal.deliverd" in cmd and str(journal).encode() in cmd and alive(int(pid)):
+            found.append(int(pid))
+    return found
+
+
 def _deliverer(journal: Path, timeout: float = 120) -> deliverer.Deliverer:
     """The journal's delivery process, once it has said who it is."""
     return _wait(lambda: (d := deliverer.who(journal)) is not None and d.pid and d, timeout, "a delivery process")
@@ -102,12 +116,16 @@ def test_a_killed_delivery_process_is_reported_and_replaced(ip, tmp_path, monkey
     _current.session()._drain(120)  # the cell's background records are in: nothing else starts delivery
     first = _deliverer(journal)
     assert oct(os.stat(deliverer.info_path(journal)).st_mode & 0o777) == "0o600"
+    _wait(lambda: _delivery_processes(journal) == [first.pid], 60, "a spare delivery process to hand over")
     os.kill(first.pid, signal.SIGKILL)
     _wait(lambda: not alive(first.pid), 30, "the delivery process to die")  # a zombie counts as dead
 
     run(ip, "%track status")
     status = last_bundle(ip)["text/plain"]
-    assert "nobody delivers" in status and "started a delivery process" in status
+    assert f"pid {first.pid}" not in status  # the dead one is never reported as delivering
+    # replaced here, or (when a retry of the kernel's own got there first) already starting
+    assert ("nobody delivers" in status and "started a delivery process" in status
+            or "a delivery process is starting" in status), status
     second = _deliverer(journal)
     assert second.pid != first.pid
     run(ip, "%track status")

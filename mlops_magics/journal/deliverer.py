@@ -38,6 +38,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..processes import alive
+
 URIS_ENV = "MLOPS_MAGICS_DELIVER_URIS"  # full URIs, one a line: in the environment, never in a file
 _SPAWNED: list[subprocess.Popen] = []  # children to reap: a finished one would stay a zombie
 
@@ -126,9 +128,11 @@ def who(journal: str | os.PathLike) -> Deliverer | None:
         return None
     try:
         info = json.loads(info_path(journal).read_text())
-        return Deliverer(pid=int(info["pid"]), started=float(info["started"]))
+        if alive(int(info["pid"])):
+            return Deliverer(pid=int(info["pid"]), started=float(info["started"]))
     except (OSError, ValueError, KeyError):
-        return Deliverer(pid=0, started=time.time())  # starting: the lock is taken, the file not yet written
+        pass
+    return Deliverer(pid=0, started=time.time())  # starting: the lock is taken, the file not yet (re)written
 
 
 def write_info(journal: str | os.PathLike) -> None:

@@ -301,12 +301,10 @@ class ProcessDelivery(Delivery):
     ``sys.modules`` (scikit-learn does) then fail. So this process only writes the journal
     and makes sure the one delivery process of the journal runs (``deliverer.ensure``),
     handing it the full URI when it carries credentials. Until ``close`` it marks itself a
-    client, so the delivery process stays while it may record more. ``hold`` is accepted
-    for callers of the former per-process design: every client now holds delivery.
+    client, so the delivery process stays while it may record more.
     """
 
-    def __init__(self, tracking_uri: str, journal: Journal, owner: str | None = None, *,
-                 hold: bool = False) -> None:
+    def __init__(self, tracking_uri: str, journal: Journal, owner: str | None = None) -> None:
         from .deliverer import ClientMark
 
         super().__init__(tracking_uri, journal, owner, locked=True)
@@ -328,10 +326,14 @@ class ProcessDelivery(Delivery):
         with self._cond:
             if self._stopping:
                 return
-            self._mark.hold()
             path = self.journal.path
-            if deliverer.ensure(path, [self.uri]):
-                self._told = None  # its environment carries the URI
+            try:
+                self._mark.hold()
+                if deliverer.ensure(path, [self.uri]):
+                    self._told = None  # its environment carries the URI
+                    return
+            except OSError as exc:  # a full or read-only home: records wait in the journal (or memory)
+                log.debug("could not start the delivery process: %s", exc)
                 return
             if deliverer.has_credentials(self.uri):
                 holder = deliverer.who(path)

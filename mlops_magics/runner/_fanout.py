@@ -5,8 +5,8 @@ that a worker starts the kernel of its next job while the current one runs (the 
 is made with that job's key, so its tracked cells record into the right run), and, on
 a local cluster, that kernels are forked from a process that has imported what a kernel
 imports (``kernel_forks``); a kernel is never reused. Workers and kernels write records
-into the sweep's journal and never deliver them: the sweep's delivery process holds the
-lease, so none of them loads mlflow.
+into the sweep's journal and never deliver them: the journal's one delivery process does,
+so none of them loads mlflow.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 papermill runs one notebook at a time (papermill#2, open since 2017). Here every point of
 the cartesian product is a ``run_notebook`` job on a Dask worker process (``_fanout``), a
 child run of one sweep run (``mlops.kind=sweep``). Records go through the shared journal;
-one delivery process holds its lease for the whole sweep and delivers everything. The
+the journal's one delivery process delivers everything, started before the cluster. The
 points are ranked by the metrics the journal kept for each job, and the best is tagged on
 the sweep run.
 """
@@ -231,10 +231,9 @@ def run_sweep(path: str | os.PathLike, grid: dict[str, list], *, workers: int | 
     # frameworks is unsafe on macOS: there the kernels start the usual way.
     forks = KernelForks() if not cluster and sys.platform.startswith("linux") else None
     journal = Journal(locations.journal_path())
-    # One delivery process delivers for the whole sweep: it loads mlflow (two seconds of CPU)
-    # while the cluster starts, and, holding the lease, leaves the workers and kernels
-    # nothing to deliver. This process never imports mlflow.
-    delivery = ProcessDelivery(locations.tracking_uri(tracking_uri), journal, hold=True)
+    # The journal's one delivery process delivers for the whole sweep: started now, it loads
+    # mlflow (two seconds of CPU) while the cluster starts. This process never imports mlflow.
+    delivery = ProcessDelivery(locations.tracking_uri(tracking_uri), journal)
     result = None
     try:
         if forks is not None:
