@@ -37,7 +37,8 @@ def __getattr__(name: str):
         import importlib
 
         module, attr = _LAZY[name]
-        return getattr(importlib.import_module(module), attr)
+        value = globals()[name] = getattr(importlib.import_module(module), attr)  # once: mm.log_metric in loops
+        return value
     raise AttributeError(f"module 'mlops_magics' has no attribute {name!r}")
 
 

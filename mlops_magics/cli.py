@@ -166,7 +166,8 @@ def status(tracking_uri: str | None) -> None:
         click.echo(f"{label}: {text}")
 
 
-@cli.command("drift")
+@cli.command("drift", epilog="Exit codes: 0 compared; 1 the data set drifted (with --fail-on-drift); "
+                              "2 bad usage (a missing file, no column in common, a wrong option).")
 @click.argument("reference")
 @click.argument("current")
 @click.option("--method", "-m", default="auto", show_default=True, metavar="M",
@@ -192,11 +193,17 @@ def drift_command(reference: str, current: str, method: str, threshold: str | No
     try:
         report = drift(reference, current, method=method, threshold=_threshold(threshold),
                        features=features, share=share, correction=correction)
-    except MlopsError as exc:
-        raise click.ClickException(str(exc)) from None
+    except MlopsError as exc:  # exit 2, bad usage: 1 means drift
+        raise _UsageProblem(str(exc)) from None
     click.echo(report.to_json() if as_json else repr(report))
     if fail_on_drift and report.drifted:
         click.get_current_context().exit(1)
+
+
+class _UsageProblem(click.ClickException):
+    """A one-line error that exits 2 (bad usage), without click's usage lines."""
+
+    exit_code = 2
 
 
 def _threshold(text: str | None) -> float | dict[str, float] | None:

@@ -98,3 +98,16 @@ def test_unknown_file_type_is_named(files):
     line = one_line_error(invoke("drift", str(folder / "ref.csv"), str(folder / "data.xlsx")))
 
     assert line == f"Error: cannot read {folder}/data.xlsx: expected .csv, .tsv, .parquet, or a profile .json"
+
+
+def test_bad_usage_exits_2_and_never_suggests_the_other_file(files):
+    folder, _ = files
+    (folder / "other.csv").write_text("c,d\n1,2\n3,4\n")
+
+    missing = invoke("drift", str(folder / "ref.csv"), str(folder / "ref.cs"))
+    assert missing.exit_code == 2  # 1 means drift
+    assert "ref.csv" not in one_line_error(missing)  # the reference itself is no candidate for current
+
+    disjoint = invoke("drift", str(folder / "ref.csv"), str(folder / "other.csv"), "--fail-on-drift")
+    assert disjoint.exit_code == 2
+    assert one_line_error(disjoint).startswith("Error: no column in common: reference has ")

@@ -22,7 +22,7 @@ log = logging.getLogger("mlops_magics")
 GIVE_UP_S = 120.0
 IDLE_EXIT_S = 600.0
 _SCAN_S = 0.5
-_NICE = 5
+_NICE = 19
 
 
 class DeliveryProcess:
@@ -136,7 +136,7 @@ def main(argv: list[str]) -> int:
     if not process.lock.acquire(wait=1.0):
         tell(path, [u for u in given if has_credentials(u)], wait=3.0)  # the winner gets them
         return 0
-    os.nice(_NICE)  # background work: the kernels it delivers for come first
+    os.nice(_NICE)  # background work: the kernels it delivers for (and their notebooks) come first
     while True:
         log.info("delivery process %d delivers journal %s", os.getpid(), path)
         process.learn(given)

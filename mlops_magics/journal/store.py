@@ -93,9 +93,10 @@ def owner_alive(owner: str) -> bool:
 def _keep_latest(db: sqlite3.Connection, uri: str, key: str, metrics: list) -> None:
     """Keep each metric's latest point as MLflow picks it: the largest (step, timestamp, value)."""
     best: dict[str, tuple] = {}
-    for name, value, ts, step in metrics:
+    for name, value, ts, step in metrics:  # values here are floats (NaN included): tuples compare as _later does
         point = (int(step), int(ts), value)
-        if name not in best or _later(point, best[name]):
+        known = best.get(name)
+        if known is None or point > known:
             best[name] = point
     for name, (step, ts, value) in best.items():
         row = db.execute("SELECT step, ts, value FROM latest_metrics WHERE uri = ? AND key = ? AND name = ?",

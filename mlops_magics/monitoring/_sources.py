@@ -18,11 +18,14 @@ class SourceError(MlopsError):
     """A drift input that cannot be found or read."""
 
 
-def resolve(obj: object) -> object:
-    """A Profile, or in-memory data; paths and ``runs:/`` URIs are read first."""
+def resolve(obj: object, other: object = None) -> object:
+    """A Profile, or in-memory data; paths and ``runs:/`` URIs are read first (``other``: the
+    other side's input, never suggested for a missing path)."""
     if isinstance(obj, (str, os.PathLike)):
         text = os.fspath(obj)
-        return run_profile(text) if text.startswith(RUNS_SCHEME) else read_path(text)
+        if text.startswith(RUNS_SCHEME):
+            return run_profile(text)
+        return read_path(text, os.fspath(other) if isinstance(other, (str, os.PathLike)) else None)
     return obj
 
 
@@ -37,12 +40,16 @@ def describe(obj: object, given: object) -> str:
     return f"{type(obj).__name__} {' x '.join(f'{s:,}' for s in shape)}" if shape else type(obj).__name__
 
 
-def read_path(text: str):
-    """A CSV/TSV or Parquet file as a DataFrame, or a profile ``.json`` as a Profile."""
+def read_path(text: str, other: str | None = None):
+    """A CSV/TSV or Parquet file as a DataFrame, or a profile ``.json`` as a Profile.
+
+    ``other``: the path given for the other side, never suggested for this one.
+    """
     path = Path(text).expanduser()
     if not path.is_file():
         folder = path.parent if path.parent.is_dir() else None
-        siblings = [p.name for p in folder.iterdir()] if folder else []
+        skip = Path(other).expanduser().resolve() if other else None
+        siblings = [p.name for p in folder.iterdir() if p.resolve() != skip] if folder else []
         hint = did_you_mean(path.name, siblings)
         raise SourceError(f"no file {text}" + (f".{hint}" if hint else ""))
     kind = _READERS.get(path.suffix.lower())

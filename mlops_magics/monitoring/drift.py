@@ -79,7 +79,7 @@ def drift(reference, current, *, method: str = "auto", threshold: float | Mappin
     """
     options = _options(method, threshold, share, correction)
     ref_given, cur_given = reference, current
-    reference, current = _sources.resolve(reference), _sources.resolve(current)
+    reference, current = _sources.resolve(reference, current), _sources.resolve(current, reference)
     exact = not isinstance(reference, Profile) and not isinstance(current, Profile)
     names = _feature_names(reference, current, features)
     if exact:
@@ -141,6 +141,9 @@ def _names_of(obj) -> list[str]:
 
 def _feature_names(reference, current, features) -> list[str]:
     ref, cur = _names_of(reference), _names_of(current)
+    if ref and cur and not set(ref) & set(cur):
+        raise DriftOptionError(f"no column in common: reference has {_listed(ref)}, current has {_listed(cur)}; "
+                               "compare two samples of the same table")
     available = ref + [n for n in cur if n not in ref]
     for side in (reference, current):  # a capped profile covers its first columns only
         if isinstance(side, Profile) and side.capped:
@@ -152,6 +155,11 @@ def _feature_names(reference, current, features) -> list[str]:
         if name not in available:
             raise DriftOptionError(f"no feature {name!r} in either data set.{did_you_mean(name, available)}")
     return list(dict.fromkeys(wanted))
+
+
+def _listed(names: list[str], most: int = 4) -> str:
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(map(str, names[:most])) + more
 
 
 def _as_profile(obj, names: list[str]) -> Profile:
