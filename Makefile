@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make demo   set up .venv and run the training notebook as tracked MLflow runs"
 	@echo "make test   set up .venv and run the test suite"
-	@echo "make bench  measure load time, per-cell overhead and fingerprint speed against MLflow"
+	@echo "make bench  measure load time, per-cell and whole-notebook overhead, delivery memory, fingerprint speed against the anchors"
 	@echo "make lab    JupyterLab on notebooks/ (same MLflow store)"
 	@echo "make ui     the MLflow UI on the local store (sqlite:///mlflow.db)"
 
@@ -53,6 +53,7 @@ bench: $(STAMP)
 	$(PY) bench/drift.py
 	$(PY) bench/sweep.py
 	$(PY) bench/real_notebooks.py
+	$(PY) bench/delivery.py
 
 lab: $(STAMP)
 	MLFLOW_TRACKING_URI=sqlite:///$(CURDIR)/mlflow.db MLOPS_MAGICS_HOME=$(CURDIR)/.mlops_magics \

@@ -45,6 +45,8 @@ class CellAnalysis:
     fitted: list[str] = field(default_factory=list)  # dotted names whose fit/partial_fit/... is called
     bound_from: dict[str, tuple[str, ...]] = field(default_factory=dict)  # name -> callee it was assigned from
     last: ast.expr | None = None  # the final expression statement: what the cell displays
+    augmented: set[str] = field(default_factory=set)  # ``x += ...`` targets: read and maybe changed in place
+    top_stores: set[str] = field(default_factory=set)  # bound by top-level assignments: all ran if the cell did
 
 
 def _literal(node: ast.AST) -> tuple[bool, object]:
@@ -249,7 +251,29 @@ def analyse(source: str) -> CellAnalysis:
         result.stores |= part.stores
         result.loop_targets |= part.loop_targets
     result.strings = _path_literals(tree)
+    result.augmented, result.top_stores = _assignments(tree)
     return result
+
+
+def _assignments(tree: ast.Module) -> tuple[set[str], set[str]]:
+    """``(augmented, top_stores)``: names of ``x += ...`` anywhere in the cell's own scope, and
+    names bound by top-level assignments (``n = 3`` over an equal ``n`` keeps the object's id)."""
+    augmented: set[str] = set()
+    todo = list(tree.body)
+    while todo:  # not into def, class or lambda: their names are theirs
+        node = todo.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            continue
+        if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+            augmented.add(node.target.id)
+        todo.extend(ast.iter_child_nodes(node))
+    top: set[str] = set()
+    for stmt in tree.body:
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else (
+            [stmt.target] if isinstance(stmt, (ast.AnnAssign, ast.AugAssign)) and getattr(stmt, "value", None) else [])
+        for target in targets:
+            top |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+    return augmented, top
 
 
 def existing_files(strings: list[str], cwd: str | None = None) -> list[str]:

@@ -47,34 +47,6 @@ def _ids(ns: dict, hidden: set[str]) -> dict[str, int]:
     return {k: id(v) for k, v in list(ns.items()) if not k.startswith("_") and k not in hidden}
 
 
-def _statement_names(python: str) -> tuple[set[str], set[str]]:
-    """``(augmented, plain)``: names of ``x += ...`` anywhere in the cell's own scope (they read
-    and may change ``x`` in place), and names bound by top-level assignments, which all ran
-    when the cell succeeded (``n = 3`` over an equal ``n`` keeps the object's id)."""
-    import ast
-
-    try:
-        tree = ast.parse(python)
-    except (SyntaxError, ValueError):
-        return set(), set()
-    augmented: set[str] = set()
-    todo = list(tree.body)
-    while todo:  # not into def, class or lambda: their names are theirs
-        node = todo.pop()
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
-            continue
-        if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
-            augmented.add(node.target.id)
-        todo.extend(ast.iter_child_nodes(node))
-    plain: set[str] = set()
-    for stmt in tree.body:
-        targets = stmt.targets if isinstance(stmt, ast.Assign) else (
-            [stmt.target] if isinstance(stmt, (ast.AnnAssign, ast.AugAssign)) and getattr(stmt, "value", None) else [])
-        for target in targets:
-            plain |= {n.id for n in ast.walk(target) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-    return augmented, plain
-
-
 class TrackedCell:
     """Tracks one execution of a cell's code against namespace ``ns``."""
 
@@ -106,11 +78,10 @@ class TrackedCell:
             self.delivery.submit(self._start_ops())
         self.lineage = None if self.job else self.session.defer(lineage_tags, self.notebook)
         self.before = _ids(self.ns, self.hidden)
-        augmented, self._plain = _statement_names(self.python)
         self._read: dict[str, tuple[int, str]] = {}  # name -> (id, digest) of data read, to see in-place changes
         candidates = set(self.options.data)
         if self.options.auto:
-            candidates |= self.analysis.free | augmented
+            candidates |= self.analysis.free | self.analysis.augmented
         for name in sorted(candidates):
             if name in self.ns and (name in self.options.data or is_data(self.ns[name])):
                 fp = self._fingerprint(name, self.ns[name], naming.CONTEXT_INPUT)
@@ -140,7 +111,7 @@ class TrackedCell:
         # ran (a failed cell's later lines, `if False:`); top-level ones all ran in a cell that succeeded.
         bound = {k for k, v in after.items() if self.before.get(k) != v}
         if error is None:
-            bound |= self._plain & after.keys()
+            bound |= self.analysis.top_stores & after.keys()
         bound -= self.analysis.loop_targets
         params = self._params(bound)
         metrics = self._metrics(bound - set(self.analysis.params) - set(self.options.params))
