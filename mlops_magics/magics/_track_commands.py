@@ -83,7 +83,11 @@ def runs(magics, words: list[str]) -> Table | Message:
     if args.n < 1:
         raise UsageError("%track runs: -n must be at least 1")
     session = magics.session
-    session.flush(min(5.0, magics.flush_timeout))
+    from ..journal.flusher import OUTAGE_GRACE
+
+    # Run ids exist once delivered: wait for that (a first delivery starts the delivery process),
+    # but not through an outage, where the rows say "(pending)".
+    session.flush(magics.flush_timeout, outage_grace=OUTAGE_GRACE)
     recent = session.history[-args.n:][::-1]
     if not recent:
         return Message("no tracked runs yet in this session: put %%track on a cell")
