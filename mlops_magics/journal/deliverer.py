@@ -110,16 +110,20 @@ class JournalLock:
             self._fd = None
 
 
-def held(journal: str | os.PathLike) -> bool:
-    """Whether some process holds the journal's delivery lock (a look of a few microseconds)."""
-    fd = _open_lock(journal)
+def _taken(fd: int, mode: int) -> bool:
+    """Whether another process's flock stops ``mode`` on ``fd`` now; ``fd`` is closed (dropping ours)."""
     try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, mode | fcntl.LOCK_NB)
         return False
     except BlockingIOError:
         return True
     finally:
-        os.close(fd)  # drops the shared lock too
+        os.close(fd)
+
+
+def held(journal: str | os.PathLike) -> bool:
+    """Whether some process holds the journal's delivery lock (a look of a few microseconds)."""
+    return _taken(_open_lock(journal), fcntl.LOCK_SH)
 
 
 def who(journal: str | os.PathLike) -> Deliverer | None:
@@ -294,15 +298,7 @@ class ClientMark:
 
 def clients_alive(journal: str | os.PathLike) -> bool:
     """Whether any process holds a ``ClientMark`` on ``journal``."""
-    path = clients_path(journal)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
+    return _taken(os.open(clients_path(journal), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600), fcntl.LOCK_EX)
 
 
 def report(journal: str | os.PathLike, uri: str) -> list[tuple[str, str]]:
