@@ -9,7 +9,9 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 __all__ = ["fingerprint", "log_metric", "log_metrics", "flush", "check_metric", "log_model", "promote",
-           "profile", "drift", "Profile", "DriftReport", "run_notebook", "JobResult",
+           "log_slices", "log_importance", "compare_models",
+           "profile", "drift", "Profile", "DriftReport", "validate", "contract", "ValidationReport",
+           "Contract", "run_notebook", "JobResult",
            "load_ipython_extension", "unload_ipython_extension"]
 
 _LAZY = {
@@ -21,12 +23,19 @@ _LAZY = {
     "check_metric": ("mlops_magics.api", "check_metric"),
     "log_model": ("mlops_magics.models.save", "log_model"),
     "promote": ("mlops_magics.models.promote", "promote"),
+    "log_slices": ("mlops_magics.models.slices", "log_slices"),
+    "log_importance": ("mlops_magics.models.importance", "log_importance"),
+    "compare_models": ("mlops_magics.models.compare", "compare_models"),
     "profile": ("mlops_magics.monitoring.profile", "profile"),
     "Profile": ("mlops_magics.monitoring.profile", "Profile"),
     "drift": ("mlops_magics.monitoring.drift", "drift"),
     "DriftReport": ("mlops_magics.monitoring.report", "DriftReport"),
-    "run_notebook": ("mlops_magics.runner.execute", "run_notebook"),
-    "JobResult": ("mlops_magics.runner.execute", "JobResult"),
+    "validate": ("mlops_magics.monitoring.validate", "validate"),
+    "ValidationReport": ("mlops_magics.monitoring.validation_report", "ValidationReport"),
+    "contract": ("mlops_magics.monitoring.contract", "contract"),
+    "Contract": ("mlops_magics.monitoring.contract", "Contract"),
+    "run_notebook": ("mlops_magics.runner.run", "run_notebook"),
+    "JobResult": ("mlops_magics.runner.run", "JobResult"),
     "MlopsError": ("mlops_magics.errors", "MlopsError"),
     "FingerprintError": ("mlops_magics.errors", "FingerprintError"),
 }
@@ -54,3 +63,8 @@ def unload_ipython_extension(ipython) -> None:
     from .magics import unload
 
     unload(ipython)
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The Jupyter server extension (``mlops_magics.jupyter``): REST API, delivery, schedules."""
+    return [{"module": "mlops_magics.jupyter"}]

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from . import naming
 from .locations import display_uri
-from .tracking.session import CellRun
+
+if TYPE_CHECKING:
+    from .tracking.session import CellRun
 
 _CSS = ("font-family:var(--jp-code-font-family,monospace);font-size:12px;border-left:3px solid {c};"
         "padding:4px 8px;margin:2px 0;line-height:1.5")

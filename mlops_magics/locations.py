@@ -1,14 +1,19 @@
 """Where records go: the MLflow tracking URI and the local mlops-magics folder.
 
-The one place that resolves them. The default is MLflow's own default, a SQLite
-store ``mlflow.db`` in the working directory, so ``mlflow ui`` run there just works.
-Never the deprecated ``./mlruns`` file store.
+The one place that resolves them. Without ``MLFLOW_TRACKING_URI`` / ``MLOPS_MAGICS_HOME``
+both live at the project root: ``sqlite:///<root>/mlflow.db`` (so ``mlflow ui`` run there
+just works) and ``<root>/.mlops_magics/``, so every notebook, job, sweep and schedule of a
+project shares one store and one journal whatever folder it runs from. The root is the
+nearest folder upwards holding ``.mlops_magics/`` or ``mlflow.db``, else the git work
+tree's root, else the working folder (see :func:`project`). Never the deprecated
+``./mlruns`` file store.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 HOME_ENV = "MLOPS_MAGICS_HOME"
@@ -16,19 +21,100 @@ TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 EXPERIMENT_ENV = "MLFLOW_EXPERIMENT_NAME"
 DEFAULT_EXPERIMENT = "Default"
 JOB_RUN_ENV = "MLOPS_MAGICS_JOB_RUN"  # set by the job runner in a job's kernel: the job run's key
+SCHEDULES_URI_ENV = "MLOPS_MAGICS_SCHEDULES_URI"  # postgresql://...: schedules shared by hosts, else schedules.db
+
+
+STORE_FILE = "mlflow.db"  # the default store, at the project root
+HOME_DIR = ".mlops_magics"  # the default journal folder, at the project root
+_GIT = ".git"  # a folder, or a file in a linked work tree or a submodule
+
+
+@dataclass(frozen=True)
+class Project:
+    """The project a working folder belongs to, and why that folder is its root."""
+
+    root: Path
+    reason: str
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A place records go (a tracking URI, a journal folder) and why it was chosen."""
+
+    value: str
+    reason: str
+
+
+# Working folder -> (folders walked, their mtimes, its project). A marker made or removed in
+# one of those folders changes that folder's mtime, so a cached answer is never stale.
+_projects: dict[str, tuple[tuple[str, ...], tuple[int, ...], Project]] = {}
+
+
+def project(cwd: str | os.PathLike | None = None) -> Project:
+    """The project root of ``cwd`` (default: the working folder).
+
+    Walking up from ``cwd``: the nearest folder holding ``.mlops_magics/`` or ``mlflow.db``;
+    else the git work tree's root (the nearest folder holding ``.git``: the walk never leaves
+    a work tree, so a store above it belongs to something else); else ``cwd`` itself. Only
+    ``stat`` calls, no git process; cached per folder.
+    """
+    start = os.path.abspath(cwd if cwd is not None else os.getcwd())
+    cached = _projects.get(start)
+    if cached is not None and cached[1] == _mtimes(cached[0]):
+        return cached[2]
+    walked, found = _walk(start)
+    _projects[start] = (walked, _mtimes(walked), found)
+    return found
+
+
+def _walk(start: str) -> tuple[tuple[str, ...], Project]:
+    walked, folder = [], start
+    while True:
+        walked.append(folder)
+        for marker, is_it in ((HOME_DIR, os.path.isdir), (STORE_FILE, os.path.isfile)):
+            if is_it(os.path.join(folder, marker)):
+                what = f"{marker}/" if marker == HOME_DIR else marker
+                where = "it holds" if folder == start else "the nearest folder upwards holding"
+                also = ", the root of the git work tree too" if os.path.lexists(os.path.join(folder, _GIT)) else ""
+                return tuple(walked), Project(Path(folder), f"{where} {what}{also}")
+        if os.path.lexists(os.path.join(folder, _GIT)):
+            return tuple(walked), Project(Path(folder), "the root of the git work tree")
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return tuple(walked), Project(Path(start), f"the working folder: no {HOME_DIR}/, {STORE_FILE} "
+                                                       "or git work tree in it or above it")
+        folder = parent
+
+
+def _mtimes(folders: tuple[str, ...]) -> tuple[int, ...]:
+    out = []
+    for folder in folders:
+        try:
+            out.append(os.stat(folder).st_mtime_ns)
+        except OSError:
+            out.append(-1)
+    return tuple(out)
+
+
+def store_choice(explicit: str | None = None, given_by: str = "--tracking-uri") -> Choice:
+    """The tracking URI and why: ``explicit`` (``given_by`` names where it came from), else
+    ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<project root>/mlflow.db``."""
+    if explicit:
+        return Choice(explicit, f"set by {given_by}")
+    env = os.environ.get(TRACKING_URI_ENV, "").strip()
+    if env:
+        return Choice(env, f"${TRACKING_URI_ENV} is set")
+    p = project()  # from os.getcwd(): a path without symlinks already
+    return Choice("sqlite:///" + str(p.root / STORE_FILE), f"project root {p.root}: {p.reason}")
 
 
 def tracking_uri(explicit: str | None = None) -> str:
-    """The tracking URI: ``explicit``, else ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<cwd>/mlflow.db``."""
-    if explicit:
-        return explicit
-    env = os.environ.get(TRACKING_URI_ENV, "").strip()
-    if env:
-        return env
-    return "sqlite:///" + str(Path.cwd().resolve() / "mlflow.db")
+    """The tracking URI: ``explicit``, else ``$MLFLOW_TRACKING_URI``, else
+    ``sqlite:///<project root>/mlflow.db`` (:func:`project`)."""
+    return store_choice(explicit).value
 
 
-def reading_client(uri: str, error: type[Exception], hint: str = "set MLFLOW_TRACKING_URI or run where mlflow.db is",
+def reading_client(uri: str, error: type[Exception], hint: str = "set MLFLOW_TRACKING_URI or run inside the project that holds mlflow.db",
                    *, registry: bool = False):
     """An ``MlflowClient`` for reading what is there: a SQLite store that does not exist is
     ``error("no MLflow store at ...: hint")``, not a new empty database where the user stands."""
@@ -46,10 +132,19 @@ def experiment_name(explicit: str | None = None) -> str:
     return explicit or os.environ.get(EXPERIMENT_ENV, "").strip() or DEFAULT_EXPERIMENT
 
 
-def home() -> Path:
-    """The local folder: ``$MLOPS_MAGICS_HOME``, else ``.mlops_magics`` in the working directory."""
+def home_choice() -> Choice:
+    """The local folder (journal, schedules, job copies) and why: ``$MLOPS_MAGICS_HOME``, else
+    ``.mlops_magics`` at the project root (:func:`project`)."""
     env = os.environ.get(HOME_ENV, "").strip()
-    return Path(env).expanduser() if env else Path.cwd() / ".mlops_magics"
+    if env:
+        return Choice(str(Path(env).expanduser()), f"${HOME_ENV} is set")
+    p = project()
+    return Choice(str(p.root / HOME_DIR), f"project root {p.root}: {p.reason}")
+
+
+def home() -> Path:
+    """The local folder: ``$MLOPS_MAGICS_HOME``, else ``.mlops_magics`` at the project root."""
+    return Path(home_choice().value)
 
 
 _USERINFO = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#]*)@")
@@ -127,9 +222,22 @@ def _chmod(path: Path, mode: int) -> None:
         pass
 
 
+JOURNAL_FILE = "journal.db"
+
+
 def journal_path() -> Path:
     """The journal file: ``<home>/journal.db``."""
-    return home() / "journal.db"
+    return home() / JOURNAL_FILE
+
+
+def runs_cache_path(uri: str, experiment_id: str) -> Path:
+    """The cached runs of one experiment of one store: ``<home>/runs-cache/<store key>/<id>.json``.
+
+    The store key is a hash of the URI without credentials, so no secret is in a path."""
+    import hashlib
+
+    key = hashlib.sha256(uri_without_credentials(uri).encode()).hexdigest()[:16]
+    return home() / "runs-cache" / key / f"{experiment_id}.json"
 
 
 def job_run() -> str | None:

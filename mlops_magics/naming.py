@@ -27,6 +27,10 @@ EXECUTION_COUNT = "mlops.execution_count"
 GIT_COMMIT = "mlops.git.commit"
 GIT_DIRTY = "mlops.git.dirty"
 GIT_BRANCH = "mlops.git.branch"
+GIT_NOTEBOOK = "mlops.git.notebook"  # the notebook file in git: one of the three below
+GIT_NOTEBOOK_UNTRACKED = "untracked"  # git has never seen it (or ignores it): the run is dirty
+GIT_NOTEBOOK_MODIFIED = "modified"  # differs from the commit (staged or not)
+GIT_NOTEBOOK_CLEAN = "clean"
 ENV_SHA256 = "mlops.env.sha256"
 ENV_PYTHON = "mlops.env.python"
 UNHASHED = "mlops.unhashed"
@@ -54,9 +58,10 @@ FAILURE_TIMEOUT = "timeout"
 FAILURE_KERNEL_DIED = "kernel_died"
 FAILURE_INTERRUPTED = "interrupted"  # SIGINT / SIGTERM to the job or sweep
 ERROR = "mlops.error"
-ALERT = "mlops.alert"  # "drift" or "metric"
+ALERT = "mlops.alert"  # "drift", "metric" or "validation"
 ALERT_DRIFT = "drift"
 ALERT_METRIC = "metric"
+ALERT_VALIDATION = "validation"
 ALERT_REASON = "mlops.alert.reason"
 
 # Schedules (tags on a scheduled job run).
@@ -80,6 +85,30 @@ PROMOTION_VALUE = "mlops.promotion.value"  # this run's metric
 PROMOTION_HOLDER_VALUE = "mlops.promotion.holder_value"  # the alias holder's metric ("none": no holder)
 PROMOTION_HOLDER_VERSION = "mlops.promotion.holder_version"
 PROMOTION_REASON = "mlops.promotion.reason"
+PROMOTION_REFUSED = "refused"  # mlops.promotion when a check failed (and no --force)
+PROMOTION_FORCED = "mlops.promotion.forced"  # "true: <failed checks>" when --force overrode them
+MODEL_SAVE_ID = "mlops.model.save_id"  # on a logged model: which save it is (a replay finds it again)
+CHECK_PASSED = "passed"
+CHECK_FAILED = "failed"
+CHECK_SKIPPED = "skipped"
+PROMOTION_CHECKS = ("baseline", "loads", "signature")
+
+
+def promotion_check(name: str) -> str:
+    """``mlops.promotion.check.<name>``: ``passed``, ``failed: <reason>`` or ``skipped: <reason>``."""
+    return f"mlops.promotion.check.{name}"
+
+
+def metric_baseline(metric: str) -> str:
+    """``baseline.<metric>``: the dummy baseline's score next to the model's (``eval=(X, y)``)."""
+    return f"baseline.{metric}"
+
+
+# The MLflow UI: which view an experiment opens in, and a saved runs-table layout.
+MLFLOW_EXPERIMENT_KIND = "mlflow.experimentKind"
+EXPERIMENT_KIND_MODEL_TRAINING = "custom_model_development"  # not the GenAI view
+MLFLOW_SHARED_VIEW = "mlflow.sharedViewState."  # + key: the runs table's columns, filter, order
+UI_VIEW_KEY = "mlops-magics"
 
 # MLflow's own tags we fill in.
 MLFLOW_PARENT_RUN_ID = "mlflow.parentRunId"
@@ -93,11 +122,14 @@ MLFLOW_NOTE = "mlflow.note.content"
 SYSTEM_WALL = "system.cell.wall_s"
 SYSTEM_CPU = "system.cell.cpu_s"
 SYSTEM_PEAK_MEM = "system.cell.peak_mem_mb"
+SYSTEM_PREFIX = "system."  # time and memory: not what a run is judged on
+DRIFT_PREFIX = "drift."  # what DriftReport.log() writes
 
 # Dataset inputs.
 DATASET_CONTEXT_TAG = "mlflow.data.context"
 CONTEXT_INPUT = "input"
 CONTEXT_OUTPUT = "output"
+CONTEXT_EVAL = "eval"  # the held-out data of eval=(X, y)
 DATASET_SOURCE_TYPE = "mlops_magics"
 
 # Artifacts.
@@ -123,11 +155,89 @@ def artifact_profile(name: str) -> str:
 
 # Drift metrics (DriftReport.log()).
 METRIC_DRIFT_SHARE = "drift.share"
+# The dataset verdict rule, for every caller (report, widget, %drift, CLI, demo): the data set
+# drifts when at least this share of the compared features drift (monitoring/verdict.py).
+DRIFT_SHARE = 0.5
 
 
 def metric_drift(feature: str, method: str, suffix: str = "") -> str:
     """``drift.<feature>.<method>`` (``.p_value`` and such as ``suffix``), MLflow-safe."""
     return sanitize_key(f"drift.{feature}.{method}" + (f".{suffix}" if suffix else ""))
+
+
+# Quality metrics: mm.log_slices, mm.log_importance, mm.compare_models.
+_BAD_PART_CHARS = re.compile(r"[^\w.\-]")
+MAX_KEY_PART = 120
+
+
+def key_part(text: object) -> str:
+    """One segment of a metric name made from data (a group value, a feature name): MLflow-safe
+    and never a path (spaces, ``/`` and other characters become ``_``), at most 120 characters."""
+    part = _BAD_PART_CHARS.sub("_", str(text).strip()) or "_"
+    return part[:MAX_KEY_PART]
+
+
+def distinct_keys(keys: list[str]) -> list[str]:
+    """``keys`` with repeats told apart (``_2``, ``_3``...): two values may sanitise alike."""
+    seen: set[str] = set()
+    out = []
+    for key in keys:
+        candidate, n = key, 1
+        while candidate in seen:
+            n += 1
+            candidate = f"{key}_{n}"
+        seen.add(candidate)
+        out.append(candidate)
+    return out
+
+
+def metric_slice(metric: str, group: object) -> str:
+    """``<metric>.slice.<group>``: the metric on one group's rows."""
+    return f"{metric}.slice.{key_part(group)}"
+
+
+def metric_worst_slice(metric: str) -> str:
+    """``<metric>.worst_slice``: the lowest of the groups' values."""
+    return f"{metric}.worst_slice"
+
+
+def metric_slice_gap(metric: str) -> str:
+    """``<metric>.slice_gap``: best group's value minus the worst's."""
+    return f"{metric}.slice_gap"
+
+
+IMPORTANCE_PREFIX = "importance."
+ARTIFACT_IMPORTANCE = "mlops/importance.json"  # features, original names, mean and std
+ARTIFACT_IMPORTANCE_CHART = "mlops/importance.vl.json"  # a Vega-Lite bar chart of the same
+
+
+def metric_importance(feature: object) -> str:
+    """``importance.<feature>``: mean permutation importance."""
+    return IMPORTANCE_PREFIX + key_part(feature)
+
+
+METRIC_COMPARE_AGREEMENT = "compare.agreement"  # classifiers: share of equal predictions
+METRIC_COMPARE_CORRELATION = "compare.correlation"  # regressors: Pearson correlation of predictions
+METRIC_COMPARE_MEAN_ABS_DIFF = "compare.mean_abs_diff"  # regressors: mean |b - a|
+COMPARE_A = "mlops.compare.a"  # tags: what was compared (a URI or the model's class)
+COMPARE_B = "mlops.compare.b"
+ARTIFACT_COMPARE = "mlops/compare.json"  # the last comparison of the run
+
+
+def metric_compare(metric: str, part: str) -> str:
+    """``compare.<metric>.<part>``: part is ``a``, ``b``, ``delta`` (b - a), ``ci_low``, ``ci_high``."""
+    return f"compare.{key_part(metric)}.{part}"
+
+
+# Validation metrics (ValidationReport.log()).
+METRIC_VALIDATION_FAILED = "validation.failed"  # failed checks; per kind as validation.failed.<check>
+METRIC_VALIDATION_CHECKS = "validation.checks"  # checks made
+ARTIFACT_VALIDATION = "mlops/validation.json"  # the last ValidationReport.log() of the run, as JSON
+
+
+def metric_validation_failed(check: str) -> str:
+    """``validation.failed.<check>`` (``missing rate`` as ``missing_rate``), MLflow-safe."""
+    return sanitize_key(f"{METRIC_VALIDATION_FAILED}.{check.replace(' ', '_')}")
 
 
 # MLflow limits (mlflow/utils/validation.py).

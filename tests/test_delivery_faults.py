@@ -24,7 +24,7 @@ from servers import MlflowServer, free_port
 
 from mlops_magics.journal.store import Journal
 from mlops_magics.journal.sync import sync
-from mlops_magics.tracking import records
+from mlops_magics.journal import records
 
 LOOP_CELL = textwrap.dedent("""\
     %%track

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mlops_magics import _fingerprint_core, _fingerprint_values
+from mlops_magics.fingerprints import core as _fingerprint_core, values as _fingerprint_values
 from mlops_magics.errors import FingerprintError
 from mlops_magics.fingerprints import Fingerprint, fingerprint, fingerprint_path, is_fingerprintable
 
@@ -394,7 +394,7 @@ def test_string_storage_does_not_matter():
 def test_object_strings_without_pyarrow_give_the_same_digest(monkeypatch):
     values = np.array(["a", None, "bb", np.nan, "é", "\ud800"] * 50, dtype=object)
     with_arrow = _fingerprint_values.object_column(values[:-1], None)
-    monkeypatch.setattr("mlops_magics._fingerprint_arrow.object_strings", lambda *a, **k: NotImplemented)
+    monkeypatch.setattr("mlops_magics.fingerprints.arrow.object_strings", lambda *a, **k: NotImplemented)
     assert _fingerprint_values.object_column(values[:-1], None) == with_arrow
     _fingerprint_values.object_column(values, None)  # lone surrogates: Python path only
 
@@ -416,7 +416,7 @@ def test_threads_do_not_change_the_digest(monkeypatch):
 # --- polars -------------------------------------------------------------------------
 
 def test_polars():
-    pl = pytest.importorskip("polars")
+    import polars as pl  # in the test extra: a missing polars fails, never skips
     df = pl.DataFrame({"a": [1, 2, 3], "s": ["x", None, "z"], "c": pl.Series(["u", "v", "u"], dtype=pl.Categorical)})
     fp = fingerprint(df)
     assert fp.kind == "polars.DataFrame" and fp.shape == (3, 3) and fp.schema[0] == ("a", "Int64")

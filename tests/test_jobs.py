@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from mlops_magics.errors import MlopsError
-from mlops_magics.runner.execute import run_notebook
+from mlops_magics.runner.run import run_notebook
 from mlops_magics.runner.parameters import ParameterError
 
 pytestmark = pytest.mark.kernel

@@ -13,12 +13,12 @@ import textwrap
 import time
 
 import pytest
-from conftest import cell_runs, last_bundle, run
+from conftest import cell_runs, invoke, last_bundle, run
 from servers import MlflowServer, free_port
 
 from mlops_magics.journal.store import Journal
 from mlops_magics.journal.sync import sync
-from mlops_magics.tracking import records
+from mlops_magics.journal import records
 
 
 def journal_rows(tmp_path):
@@ -49,6 +49,7 @@ def test_records_are_in_the_journal_before_the_cell_returns(ip, tmp_path, monkey
     assert "earlier records wait for http://127.0.0.1" in last_bundle(ip)["text/plain"]
 
 
+@pytest.mark.race
 def test_server_killed_and_restarted_loses_and_duplicates_nothing(ip, tmp_path, monkeypatch):
     server = MlflowServer(f"sqlite:///{tmp_path}/server.db", tmp_path).start()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", server.uri)
@@ -77,6 +78,7 @@ def test_server_killed_and_restarted_loses_and_duplicates_nothing(ip, tmp_path, 
         server.stop()
 
 
+@pytest.mark.race
 def test_replay_after_crash_creates_no_duplicate_run(tmp_path, tracking_uri, client):
     journal = Journal(tmp_path / "j.db")
     key = records.new_key()
@@ -104,6 +106,10 @@ def test_rejected_record_is_set_aside_and_the_rest_arrives(ip, client):
     run(ip, "%track flush --timeout 60")
     runs = cell_runs(client)
     assert runs[-1].data.metrics["next_one"] == 2.0
+    listed = invoke("journal")  # the refused record is kept, set aside, with MLflow's reason
+    assert listed.exit_code == 0, listed.output
+    [aside] = [line for line in listed.stdout.splitlines() if "set aside" in line or "rejected" in line]
+    assert "long_name" in aside or "250" in aside, listed.stdout
 
 
 def test_step_metrics_outside_a_cell_say_how_to_start_a_run(ip):
@@ -111,6 +117,7 @@ def test_step_metrics_outside_a_cell_say_how_to_start_a_run(ip):
     assert "inside a %%track cell" in str(res.error_in_exec)
 
 
+@pytest.mark.race
 def test_many_processes_into_one_sqlite_store(tmp_path, tracking_uri, client):
     script = textwrap.dedent("""
         import sys

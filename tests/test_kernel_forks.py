@@ -11,8 +11,8 @@ import psutil
 import pytest
 from jupyter_core.utils import run_sync
 
-from mlops_magics.runner.execute import start_kernel, stop_kernel
-from mlops_magics.runner.kernel_forks import KernelForks
+from mlops_magics.runner.run import start_kernel, stop_kernel
+from mlops_magics.runner.kernels.forks import KernelForks
 
 pytestmark = pytest.mark.kernel
 
@@ -45,7 +45,7 @@ def test_a_forked_kernel_is_a_fresh_child_of_the_server_and_is_stopped_for_good(
                              "sys.argv[0].endswith('ipykernel_launcher.py'))")
         parent, cwd, mark, launcher = facts.split()
         server = psutil.Process(int(parent))
-        assert "mlops_magics.runner._kernel_fork_server" in " ".join(server.cmdline())
+        assert "mlops_magics.runner.kernels.fork_server" in " ".join(server.cmdline())
         assert (cwd, mark, launcher) == (str(tmp_path), "one", "True")
         assert km.transport == "ipc"  # Unix sockets: no free-port races between workers
         pid = km.provisioner.pid

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -43,6 +44,60 @@ def test_wheel_installs_and_removes_the_ipython_startup_file(tmp_path):
     assert removed.returncode == 0, removed.stderr
     assert not startup.exists()
     assert not (venv / "bin" / "mlops-magics").exists()
+
+
+LABEXT = "share/jupyter/labextensions/mlops-magics-labextension"
+SERVER_CONFIG = "etc/jupyter/jupyter_server_config.d/mlops_magics.json"
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel as `python -m build` makes it; the lab extension is built by npm first if missing."""
+    out = tmp_path_factory.mktemp("wheel")
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # jupyter, for the npm build
+    built = run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--skip-dependency-check",
+                 "--outdir", out, ROOT], env=env)
+    assert built.returncode == 0, built.stderr[-3000:]
+    [found] = out.glob("mlops_magics-*.whl")
+    return found
+
+
+@pytest.mark.slow
+def test_wheel_carries_the_prebuilt_lab_extension_and_the_server_config(wheel):
+    import zipfile
+
+    data = f"mlops_magics-{wheel.name.split('-')[1]}.data/data/"
+    names = set(zipfile.ZipFile(wheel).namelist())
+    lab = {n[len(data) + len(LABEXT) + 1:] for n in names if n.startswith(data + LABEXT + "/")}
+    assert "package.json" in lab and "static/style.js" in lab
+    assert any(n.startswith("static/remoteEntry.") and n.endswith(".js") for n in lab)
+    meta = json.loads(zipfile.ZipFile(wheel).read(f"{data}{LABEXT}/package.json"))
+    assert meta["name"] == "mlops-magics-labextension"
+    assert meta["jupyterlab"]["_build"]["load"].startswith("static/remoteEntry.")  # built, not the source manifest
+    assert data + SERVER_CONFIG in names
+    assert not any("node_modules" in n or (n.endswith(".ts") and not n.endswith(".d.ts")) for n in names)
+    assert not any(n.startswith("mlops_magics/labextension/") for n in names)  # once, under share/ only
+
+
+@pytest.mark.slow
+def test_wheel_installs_and_removes_the_lab_extension_and_the_server_config(wheel, tmp_path):
+    venv = tmp_path / "venv"
+    made = run([sys.executable, "-m", "venv", venv])
+    assert made.returncode == 0, made.stderr
+    pip = venv / "bin" / "pip"
+    installed = run([pip, "install", "--no-deps", "--no-index", "--disable-pip-version-check", wheel])
+    assert installed.returncode == 0, installed.stderr
+
+    lab = venv / LABEXT
+    config = venv / SERVER_CONFIG
+    assert json.loads((lab / "package.json").read_text())["name"] == "mlops-magics-labextension"
+    assert list((lab / "static").glob("remoteEntry.*.js"))
+    assert json.loads(config.read_text())["ServerApp"]["jpserver_extensions"] == {"mlops_magics": True}
+
+    removed = run([pip, "uninstall", "-y", "--disable-pip-version-check", "mlops-magics"])
+    assert removed.returncode == 0, removed.stderr
+    assert not (lab / "package.json").exists() and not list(lab.glob("static/*"))
+    assert not config.exists()
 
 
 LOAD_AND_LIST_IMPORTS = textwrap.dedent("""

@@ -89,6 +89,7 @@ def test_a_simulated_day_runs_every_hourly_slot_once_and_skips_the_paused_schedu
 
 
 @pytest.mark.kernel
+@pytest.mark.race
 def test_two_racing_run_due_processes_run_each_slot_once(client, tmp_path):
     moment = DAY + timedelta(hours=6)
     for name in ("alpha", "beta"):

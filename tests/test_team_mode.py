@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 
 import pytest
-from conftest import cell_runs, last_bundle, run
+from conftest import cell_runs, last_bundle, run, under_ci
 from servers import MlflowServer, Postgres, postgres_missing
 
 ADMIN, PASSWORD = "admin", "Team-mode-S3cret-pass!"
@@ -17,7 +16,7 @@ ADMIN, PASSWORD = "admin", "Team-mode-S3cret-pass!"
 def team_server(tmp_path, monkeypatch):
     missing = postgres_missing()
     if missing:
-        if os.environ.get("CI"):
+        if under_ci():
             pytest.fail(missing)
         pytest.skip(missing)
     pg = Postgres().start()

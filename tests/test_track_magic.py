@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -162,9 +163,14 @@ def test_failing_cell_is_recorded_failed_then_reraised(ip, client):
     assert cell.data.metrics["half"] == 0.5
 
 
-def test_last_expression_value_is_displayed_once(ip):
+def test_last_expression_value_is_displayed_once(ip, capsys):
+    before = len(ip.display_pub.outputs)
     res = run(ip, "%%track\nx = 21\nx * 2")
     assert res.success and res.result == 42
+    shown = capsys.readouterr().out  # the displayhook's Out[n]: 42
+    assert [line for line in shown.splitlines() if line.endswith(": 42")] == [f"Out[{res.execution_count}]: 42"]
+    again = [o for o in ip.display_pub.outputs[before:] if o["data"].get("text/plain") == "42"]
+    assert again == []  # not displayed a second time through display()
 
 
 def test_misspelt_flag_is_one_line_with_suggestion(ip):
@@ -187,6 +193,14 @@ def test_secrets_are_masked_everywhere(ip, client):
     source = open(client.download_artifacts(cell.info.run_id, "mlops/cell.py")).read()
     assert "sk-live-123" not in source and "hunter2" not in source and "***" in source
     assert "sk-live-123" not in json.dumps(last_bundle(ip))
+    from pathlib import Path
+
+    home = Path(os.environ["MLOPS_MAGICS_HOME"])  # the journal's own bytes, WAL included
+    written = [p for p in home.rglob("*") if p.is_file()] + [p for p in Path.cwd().rglob("*") if p.is_file()]
+    assert any(p.name.startswith("journal.db") for p in written)
+    for path in written:
+        data = path.read_bytes()
+        assert b"sk-live-123" not in data and b"hunter2" not in data, path
 
 
 def test_explicit_flags_and_no_auto(ip, client):

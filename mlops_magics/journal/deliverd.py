@@ -82,7 +82,7 @@ class DeliveryProcess:
 
     def worker(self, uri: str) -> None:
         """The worker of ``uri`` (a journal URI), started with MLflow loaded ahead of its records."""
-        from .flusher import Delivery
+        from .delivery import Delivery
 
         with self._guard:
             if uri not in self.workers:

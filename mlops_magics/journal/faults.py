@@ -16,6 +16,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+from ..errors import first_line
+
 log = logging.getLogger("mlops_magics")
 
 _CORRUPT = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
@@ -70,7 +72,7 @@ def cause(exc: BaseException, path: str | os.PathLike) -> str:
         if name.startswith(prefix):
             break
     else:
-        words = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        words = first_line(exc) or type(exc).__name__
     if words in ("disk I/O error", "cannot be opened") or name.startswith("SQLITE_IOERR"):
         words = _disk_state(Path(path)) or words
     return words

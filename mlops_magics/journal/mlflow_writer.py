@@ -12,8 +12,8 @@ import logging
 from .. import naming
 from ..errors import one_line
 from ..locations import display_uri
-from ..tracking import records
-from ..tracking.records import Op
+from . import records
+from .records import Op
 
 log = logging.getLogger("mlops_magics")
 
@@ -60,11 +60,16 @@ class MlflowWriter:
         (a bad metric key is set aside alone; the rest of the op arrives). An op refused as
         a whole raises ``PermanentError`` or MLflow's own error; an outage raises too.
         """
-        if op["op"] == "start":
+        kind = op["op"]
+        if kind == records.START:
             return self._start(op, replay)
-        if op["op"] == "log":
+        if kind == records.LOG:
             return self._log(op)
-        getattr(self, "_" + op["op"])(op)
+        handlers = {records.INPUTS: self._inputs, records.ARTIFACT: self._artifact,
+                    records.MODEL: self._model, records.END: self._end}
+        if kind not in handlers:
+            raise PermanentError(f"unknown record kind {kind!r}")
+        handlers[kind](op)
         return []
 
     def run_id(self, key: str) -> str:
@@ -80,7 +85,9 @@ class MlflowWriter:
             exp = self.client.get_experiment_by_name(name)
             if exp is None:
                 try:
-                    self._experiments[name] = self.client.create_experiment(name)
+                    # Tagged for the MLflow UI's model-training view (not its GenAI view).
+                    self._experiments[name] = self.client.create_experiment(
+                        name, tags={naming.MLFLOW_EXPERIMENT_KIND: naming.EXPERIMENT_KIND_MODEL_TRAINING})
                     return self._experiments[name]
                 except MlflowException:  # created meanwhile by another process
                     exp = self.client.get_experiment_by_name(name)
@@ -181,12 +188,14 @@ class MlflowWriter:
         self.client.log_text(self.run_id(op["key"]), op["text"], op["path"])
 
     def _model(self, op: Op) -> None:
-        """Idempotent on replay: uploading the same folder again writes the same files."""
+        """An MLflow 3 logged model linked to the run (logged_models.py); idempotent on replay."""
         import os
+
+        from .logged_models import deliver
 
         if not os.path.isdir(op["local_dir"]):
             raise PermanentError(f"the saved model folder {op['local_dir']} is gone")
-        self.client.log_artifacts(self.run_id(op["key"]), op["local_dir"], op["path"])
+        deliver(self.client, self.run_id(op["key"]), op["local_dir"], op["path"])
 
     def _end(self, op: Op) -> None:
         self.client.set_terminated(self.run_id(op["key"]), status=op["status"], end_time=op["end_ms"])

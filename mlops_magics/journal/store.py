@@ -20,7 +20,8 @@ from .. import naming
 from ..locations import uri_without_credentials
 from ..processes import alive
 from ..secrets import mask_text
-from ..tracking.records import Op
+from . import records
+from .records import Op
 from .resilient import ResilientFile
 from .setaside import SetAside, describe
 
@@ -141,12 +142,12 @@ class Journal(ResilientFile, SetAside):
                 "INSERT INTO batches (uri, ops, n_ops, owner, created) VALUES (?, ?, ?, ?, ?)",
                 (uri, json.dumps(ops, separators=(",", ":")), len(ops), owner, time.time()))
             for op in ops:
-                if op["op"] == "start":
+                if op["op"] == records.START:
                     kind = op["tags"].get(naming.KIND)
                     db.execute("INSERT OR REPLACE INTO open_runs VALUES (?, ?, ?, ?)", (uri, op["key"], owner, kind))
-                elif op["op"] == "end":
+                elif op["op"] == records.END:
                     db.execute("DELETE FROM open_runs WHERE uri = ? AND key = ?", (uri, op["key"]))
-                elif op["op"] == "log" and op.get("metrics"):
+                elif op["op"] == records.LOG and op.get("metrics"):
                     _keep_latest(db, uri, op["key"], op["metrics"])
             db.execute("COMMIT")
         except BaseException:

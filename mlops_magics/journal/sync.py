@@ -11,7 +11,7 @@ import os
 import time
 
 from .. import locations
-from .flusher import ProcessDelivery
+from .delivery import ProcessDelivery
 from ..errors import MlopsError
 from .faults import cause, is_storage_error
 from .store import Journal, journal_uri, new_owner

@@ -10,8 +10,9 @@ def load(shell) -> None:
     from .. import _current, locations
     from ..tracking.lineage import notebook_path
     from ..tracking.session import TrackingSession
-    from .monitor import MonitorMagics
+    from .drift_history import MonitorMagics
     from .track import TrackMagics
+    from .validate import ValidateMagics
 
     old = shell.magics_manager.registry.get("TrackMagics")
     if old is not None:  # loaded before without a clean unload: never double the hooks
@@ -20,6 +21,7 @@ def load(shell) -> None:
     magics = TrackMagics(shell=shell, session=session)
     shell.register_magics(magics)
     shell.register_magics(MonitorMagics(shell=shell))
+    shell.register_magics(ValidateMagics(shell=shell))
     shell.events.register("pre_run_cell", magics.pre_run_cell)
     shell.events.register("post_run_cell", magics.post_run_cell)
     # IPython runs %%track cells itself (see track.py); close() removes exactly this one.

@@ -28,8 +28,13 @@ def status(magics, words: list[str]) -> Table:
     """Where records go and how many wait."""
     _argv("%track status", words)
     session = magics.session
-    uri = locations.tracking_uri(magics.tracking_uri or None)
+    store = locations.store_choice(magics.tracking_uri or None, given_by="%config TrackMagics.tracking_uri")
+    uri = store.value
+    journal = session.journal().path
     rows = [["tracking URI", locations.display_uri(uri)],
+            ["  chosen by", store.reason],
+            ["journal", str(journal)],
+            ["  chosen by", _journal_reason(session, journal)],
             ["experiment", locations.experiment_name(magics.experiment or None)],
             ["tracked cells", len(session.history)]]
     for st in session.statuses():
@@ -44,6 +49,16 @@ def status(magics, words: list[str]) -> Table:
     return Table(["", ""], rows, caption="mlops-magics status")
 
 
+def _journal_reason(session, journal) -> str:
+    """Why the session's journal is where it is (opened once: a later chdir does not move it)."""
+    if session.journal_path:
+        return "given to this session"
+    choice = locations.home_choice()
+    if str(journal) == str(locations.journal_path()):
+        return choice.reason
+    return f"chosen when the session opened it (now it would be {choice.value}: {choice.reason})"
+
+
 def _delivery_rows(journal, uri: str) -> list[list[str]]:
     """Who delivers (a dead delivery process is replaced here) and what is wrong with the store."""
     from ..journal.deliverer import describe
@@ -56,7 +71,7 @@ def _delivery_rows(journal, uri: str) -> list[list[str]]:
 
 def flush(magics, words: list[str]) -> Message:
     """Deliver pending records now."""
-    from ..journal.flusher import OUTAGE_GRACE
+    from ..journal.delivery import OUTAGE_GRACE
 
     args = _argv("%track flush", words, (("--timeout",), {"type": float, "default": None}))
     # Without --timeout, an MLflow that fails every attempt for 5 s is not waited for longer:
@@ -83,7 +98,7 @@ def runs(magics, words: list[str]) -> Table | Message:
     if args.n < 1:
         raise UsageError("%track runs: -n must be at least 1")
     session = magics.session
-    from ..journal.flusher import OUTAGE_GRACE
+    from ..journal.delivery import OUTAGE_GRACE
 
     # Run ids exist once delivered: wait for that (a first delivery starts the delivery process),
     # but not through an outage, where the rows say "(pending)".
@@ -95,6 +110,32 @@ def runs(magics, words: list[str]) -> Table | Message:
     for r in recent:
         run_id = session.delivery(r.uri).run_id(r.key) or "(pending)"
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in list(r.metrics.items())[:4])
-        rows.append([r.name, r.status, run_id, r.experiment, metrics])
-    return Table(["run", "status", "run id", "experiment", "metrics"], rows,
-                 caption=f"last {len(rows)} tracked runs")
+        rows.append([r.name, r.status, run_id, r.experiment, changed_params(r, _before(session.history, r)), metrics])
+    return Table(["run", "status", "run id", "experiment", "changed", "metrics"], rows,
+                 caption=f"last {len(rows)} tracked runs; changed: params since the run before of that cell")
+
+
+def _before(history: list, run):
+    """The run ``run`` is compared with: the same cell's last run (``CellRun.previous``: its
+    frontend cell id, ``--name`` or saved cell), else the last earlier run of the same name."""
+    if run.previous is not None:
+        return run.previous
+    at = next((i for i, old in enumerate(history) if old is run), 0)  # by identity: CellRun compares by value
+    return next((old for old in reversed(history[:at]) if old.name == run.name), None)
+
+
+def changed_params(run, prev, most: int = 4, width: int = 24) -> str:
+    """``n_estimators 100->200, depth (none)->5``: the params of ``run`` that differ from ``prev``'s."""
+    if prev is None:
+        return "(first run)"
+    keys = [k for k in sorted(set(prev.params) | set(run.params)) if prev.params.get(k) != run.params.get(k)]
+    if not keys:
+        return "no change"
+
+    def shown(value: str | None) -> str:
+        if value is None:
+            return "(none)"
+        return value if len(value) <= width else value[:width - 1] + "…"
+
+    parts = [f"{k} {shown(prev.params.get(k))}->{shown(run.params.get(k))}" for k in keys[:most]]
+    return ", ".join(parts) + (f", +{len(keys) - most} more" if len(keys) > most else "")

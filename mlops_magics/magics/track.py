@@ -28,6 +28,7 @@ from traitlets import Bool, Float, Unicode
 
 from .. import _current, locations
 from ..errors import did_you_mean
+from ._shell import publish
 
 SUBCOMMANDS = ("status", "flush", "runs")
 log = logging.getLogger("mlops_magics")
@@ -52,7 +53,8 @@ class TrackMagics(Magics):
     """Track notebook cells as MLflow runs."""
 
     experiment = Unicode("", help="Experiment for tracked cells (default: $MLFLOW_EXPERIMENT_NAME or Default).").tag(config=True)
-    tracking_uri = Unicode("", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db).").tag(config=True)
+    tracking_uri = Unicode("", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else "
+                           "sqlite:///mlflow.db at the project root; %track status says which).").tag(config=True)
     auto = Bool(True, help="Infer params, metrics and data from the cell; False records only what flags name.").tag(config=True)
     summary = Bool(True, help="Show the run summary under each tracked cell.").tag(config=True)
     flush_timeout = Float(30.0, help="Seconds %track flush waits for MLflow.").tag(config=True)
@@ -177,12 +179,15 @@ class TrackMagics(Magics):
     @no_var_expand
     @magic_arguments()
     @argument("--experiment", "-e", help="MLflow experiment name.")
-    @argument("--name", "-n", help="Run name (also identifies the cell for 'what changed').")
+    @argument("--name", "-n", help="Run name (also identifies the cell for 'what changed'); default: the notebook's "
+              "name and the cell's leading comment or first line, the same on every run of the cell.")
     @argument("--params", help="Comma-separated names to log as params, besides inferred ones.")
     @argument("--metrics", help="Comma-separated names to log as metrics, besides inferred ones.")
     @argument("--data", help="Comma-separated names of data to fingerprint, besides inferred ones.")
     @argument("--tag", action="append", default=[], metavar="KEY=VALUE", help="A run tag; repeatable.")
     @argument("--log-model", dest="log_model", metavar="VAR", help="Log this fitted model with the run.")
+    @argument("--eval", dest="eval", metavar="X,Y",
+              help="With --log-model: held-out data; logs <metric> and baseline.<metric> (dummy model).")
     @argument("--no-auto", dest="no_auto", action="store_true", help="Record only what the flags name.")
     @line_cell_magic
     def track(self, line: str = "", cell: str | None = None):
@@ -229,6 +234,13 @@ class TrackMagics(Magics):
                 raise UsageError(f"%%track: --tag wants KEY=VALUE, got {item!r}")
         if args.log_model and not args.log_model.isidentifier():
             raise UsageError(f"%%track: --log-model wants a variable name, got {args.log_model!r}")
+        if args.eval is not None:
+            pair = [n.strip() for n in args.eval.split(",")]
+            if not args.log_model:
+                raise UsageError("%%track: --eval scores the model of --log-model VAR: give both")
+            if len(pair) != 2 or not all(n.isidentifier() for n in pair):
+                raise UsageError(f"%%track: --eval wants two variable names X,Y (features, labels), got {args.eval!r}")
+            args.eval = tuple(pair)
         if args.name is not None and ("\n" in args.name or "\r" in args.name):
             raise UsageError(f"%%track: --name must be one line, got {args.name!r}")
         return args
@@ -244,7 +256,7 @@ class TrackMagics(Magics):
             experiment=locations.experiment_name(args.experiment or self.experiment or None),
             tracking_uri=locations.tracking_uri(self.tracking_uri or None), name=args.name,
             params=_names(args.params), metrics=_names(args.metrics), data=_names(args.data),
-            tags=tags, auto=self.auto and not args.no_auto, log_model=args.log_model,
+            tags=tags, auto=self.auto and not args.no_auto, log_model=args.log_model, eval=args.eval,
         )
 
     def _start(self, args, raw: str, python: str, count: int | None, cell_id: str | None):
@@ -311,8 +323,7 @@ class TrackMagics(Magics):
 
     # -- output --------------------------------------------------------------------
     def _publish(self, obj) -> None:
-        data, metadata = self.shell.display_formatter.format(obj)
-        self.shell.display_pub.publish(data=data, metadata=metadata)
+        publish(self.shell, obj)
 
     def _show_summary(self, run) -> None:
         if self.summary:

@@ -1,20 +1,33 @@
 """``mm.promote`` and ``mlops-magics promote``: champion/challenger on MLflow's model registry.
 
-The run's model becomes a new version of the registered model; the alias (``champion``)
-moves to it only when its metric beats the alias holder's, or nobody holds the alias.
-The comparison is written on the run as ``mlops.promotion*`` tags. The registry needs a
-database-backed store: the default ``sqlite:///mlflow.db`` is one.
+The run's logged model (``models:/<model id>``; ``runs:/<run id>/<path>`` for a model logged
+before MLflow 3 logged models) first passes the checks of :mod:`.checks` (it beats its
+dummy baseline, loads and predicts in a fresh process, has the alias holder's signature);
+a failed check refuses the promotion unless ``force``. It then becomes a new version of the
+registered model; the alias (``champion``) moves to it only when its metric beats the alias
+holder's, or nobody holds the alias. Checks and comparison are written on the run as
+``mlops.promotion*`` tags. The registry needs a database-backed store: the default
+``sqlite:///mlflow.db`` is one.
 """
 
 from __future__ import annotations
 
 import html
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .. import locations, naming
 from ..errors import did_you_mean, first_line
+from . import checks as gate
 from .save import ModelError, model_paths
+
+
+class PromotionRefused(ModelError):
+    """A check failed: the model was not registered (``force=True`` / ``--force`` overrides)."""
+
+    def __init__(self, message: str, checks: list) -> None:
+        super().__init__(message)
+        self.checks = checks
 
 
 @dataclass
@@ -33,10 +46,13 @@ class Promotion:
     holder_run_id: str | None = None
     holder_value: float | None = None
     reason: str = ""
+    checks: list = field(default_factory=list)  # checks.Check, in order: baseline, loads, signature
+    forced: bool = False  # a check failed and force=True overrode it
 
     def __repr__(self) -> str:
         verdict = "promoted" if self.promoted else "kept"
-        return f"{verdict}: {self.reason}"
+        forced = f" (forced past failed checks: {gate.summary(self.checks)})" if self.forced else ""
+        return f"{verdict}{forced}: {self.reason}"
 
     def _repr_html_(self) -> str:
         color = "#2e7d32" if self.promoted else "#ef6c00"
@@ -45,21 +61,34 @@ class Promotion:
 
 
 def promote(run_id: str, model: str, *, metric: str = "f1", alias: str = "champion",
-            greater_is_better: bool = True, tracking_uri: str | None = None) -> Promotion:
+            greater_is_better: bool = True, force: bool = False, tracking_uri: str | None = None) -> Promotion:
     """Register ``run_id``'s model as a new version of ``model``; move ``alias`` to it only if
     its ``metric`` beats the alias holder's (``greater_is_better=False`` for losses).
 
+    Before that the model must pass three checks: its ``metric`` beats ``baseline.<metric>``
+    (logged by ``mm.log_model(model, eval=(X, y))`` or ``--eval``), it loads and predicts on
+    its input example in a fresh process, and its signature matches the alias holder's. A
+    failed check raises :class:`PromotionRefused` (one line, the reason) and registers
+    nothing; ``force=True`` promotes anyway and records that it did. Each check is tagged
+    on the run (``mlops.promotion.check.<name>=passed|failed: ...|skipped: ...``).
+
     Returns a :class:`Promotion`; the comparison is also tagged on the run
-    (``mlops.promotion=promoted|kept`` with both values). A run without a logged
+    (``mlops.promotion=promoted|kept|refused`` with both values). A run without a logged
     model, or without the metric, is a :class:`ModelError`.
     """
     uri = locations.tracking_uri(tracking_uri)
     client = locations.reading_client(uri, ModelError, registry=True)
     run = _get_run(client, run_id, uri)
     value = _metric(run, metric)
-    path = _model_path(client, run)
-    version = _register(client, model, run_id, path, metric, value)
+    source, model_id, location = _model_source(client, run)
     holder = _holder(client, model, alias)
+    checks = _checks(client, uri, run, metric, value, greater_is_better, source, location, holder, model, alias)
+    failed = [c for c in checks if c.failed]
+    if failed and not force:
+        why = f"refused: {gate.summary(checks)}; `promote --force` (force=True) overrides"
+        _record_refusal(client, run_id, model, alias, metric, value, checks, why)
+        raise PromotionRefused(why, checks)
+    version = _register(client, model, run_id, source, model_id, metric, value)
     holder_value = _metric_or_none(client, holder.run_id, metric) if holder is not None else None
     promoted, why = _verdict(value, holder, holder_value, version, greater_is_better)
     if promoted:
@@ -68,9 +97,36 @@ def promote(run_id: str, model: str, *, metric: str = "f1", alias: str = "champi
     reason = _reason(model, version, alias, metric, value, holder, holder_value, promoted, why, sign)
     result = Promotion(run_id, model, version, alias, metric, value, greater_is_better, promoted,
                        str(holder.version) if holder is not None else None, holder.run_id if holder is not None else None,
-                       holder_value, reason)
+                       holder_value, reason, checks=checks, forced=bool(failed))
     _record(client, result)
     return result
+
+
+def _checks(client, uri, run, metric, value, greater_is_better, source, location, holder, model, alias) -> list:
+    """Baseline, fresh-process load, signature against the alias holder."""
+    held = f"'{alias}' (version {holder.version} of '{model}')" if holder is not None else None
+    theirs = None
+    if holder is not None:
+        try:
+            theirs = gate.signature_of(client.get_model_version_download_uri(model, holder.version), uri)
+        except Exception:
+            theirs = None
+    return [gate.baseline(run, metric, value, greater_is_better),
+            gate.loads(source, uri),
+            gate.signature(gate.signature_of(location, uri), theirs, held)]
+
+
+def _check_tags(checks: list) -> dict[str, str]:
+    return {naming.promotion_check(c.name): naming.clip(c.tag_value(), naming.MAX_TAG_VAL_LENGTH) for c in checks}
+
+
+def _record_refusal(client, run_id, model, alias, metric, value, checks, why) -> None:
+    from mlflow.entities import RunTag
+
+    tags = {naming.PROMOTION: naming.PROMOTION_REFUSED, naming.PROMOTION_MODEL: model,
+            naming.PROMOTION_ALIAS: alias, naming.PROMOTION_METRIC: metric, naming.PROMOTION_VALUE: repr(value),
+            naming.PROMOTION_REASON: naming.clip(why, naming.MAX_TAG_VAL_LENGTH), **_check_tags(checks)}
+    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()], synchronous=True)
 
 
 def _get_run(client, run_id: str, uri: str):
@@ -87,7 +143,7 @@ def _get_run(client, run_id: str, uri: str):
 def _metric(run, metric: str) -> float:
     value = run.data.metrics.get(metric)
     if value is None or not math.isfinite(value):
-        own = sorted(k for k in run.data.metrics if not k.startswith("system."))
+        own = sorted(k for k in run.data.metrics if not k.startswith(naming.SYSTEM_PREFIX))
         raise ModelError(f"run {run.info.run_id} has no metric {metric!r}.{did_you_mean(metric, own)}"
                          f" Its metrics: {', '.join(own) or 'none'}; choose one with --metric")
     return float(value)
@@ -103,21 +159,33 @@ def _metric_or_none(client, run_id: str | None, metric: str) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
-def _model_path(client, run) -> str:
-    """The logged model's artifact path (``mlops.model``, else ``model``), checked to hold an MLmodel."""
+def _model_source(client, run) -> tuple[str, str | None, str]:
+    """``(source URI, model id or None, artifact location)`` of the run's model: the newest
+    logged model named in ``mlops.model`` (else ``model``); for a run from before logged
+    models, the run's artifacts at that path when they hold an MLmodel."""
+    from ..journal.logged_models import find
+
     candidates = model_paths(run.data.tags) or [naming.ARTIFACT_MODEL]
     for path in reversed(candidates):
+        try:
+            logged = find(client, run, path)
+        except Exception:
+            logged = None
+        if logged is not None:
+            return f"models:/{logged.model_id}", logged.model_id, logged.artifact_location
         try:
             names = {a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(run.info.run_id, path)}
         except Exception:
             names = set()
         if "MLmodel" in names:
-            return path
+            uri = f"runs:/{run.info.run_id}/{path}"
+            return uri, None, uri
     raise ModelError(f"run {run.info.run_id} has no logged model: log one with %%track --log-model VAR "
                      "or mm.log_model(model) (and let MLflow take it: mm.flush())")
 
 
-def _register(client, model: str, run_id: str, path: str, metric: str, value: float) -> str:
+def _register(client, model: str, run_id: str, source: str, model_id: str | None, metric: str,
+              value: float) -> str:
     """The model version for this run (registered now, or the one an earlier promote made)."""
     from mlflow.exceptions import MlflowException
 
@@ -126,11 +194,15 @@ def _register(client, model: str, run_id: str, path: str, metric: str, value: fl
     except MlflowException as exc:
         if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
             raise ModelError(f"MLflow could not create registered model {model!r}: {first_line(exc)}") from None
-    source = f"runs:/{run_id}/{path}"
     for mv in client.search_model_versions(f"name = '{_quote(model)}' and run_id = '{run_id}'"):
         if mv.source == source:
             return str(mv.version)
-    mv = client.create_model_version(model, source, run_id=run_id, tags={metric: repr(value)})
+    # MLflow's SQL registry resolves a models:/ source through the process-wide tracking URI.
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+    with _use_tracking_uri(client.tracking_uri):
+        mv = client.create_model_version(model, source, run_id=run_id, tags={metric: repr(value)},
+                                         model_id=model_id)
     return str(mv.version)
 
 
@@ -178,7 +250,9 @@ def _record(client, p: Promotion) -> None:
             naming.PROMOTION_METRIC: p.metric, naming.PROMOTION_VALUE: repr(p.value),
             naming.PROMOTION_HOLDER_VALUE: "none" if p.holder_value is None else repr(p.holder_value),
             naming.PROMOTION_HOLDER_VERSION: p.holder_version or "none",
-            naming.PROMOTION_REASON: naming.clip(p.reason, naming.MAX_TAG_VAL_LENGTH)}
+            naming.PROMOTION_REASON: naming.clip(p.reason, naming.MAX_TAG_VAL_LENGTH), **_check_tags(p.checks)}
+    if p.forced:
+        tags[naming.PROMOTION_FORCED] = naming.clip(f"true: {gate.summary(p.checks)}", naming.MAX_TAG_VAL_LENGTH)
     client.log_batch(p.run_id, tags=[RunTag(k, v) for k, v in tags.items()], synchronous=True)
 
 

@@ -1,21 +1,27 @@
 """``mm.log_model`` and ``%%track --log-model VAR``: a fitted scikit-learn model, saved with its
-signature and input example, uploaded as the run's artifacts at ``model``.
+signature and input example, delivered as an MLflow 3 logged model named ``model``.
 
 The model is saved synchronously in the cell (so refitting it in the next cell cannot
-change what was logged) into ``<journal folder>/models/<run key>/<path>``; a journal
-record uploads that folder when MLflow takes the run, so ``runs:/<run id>/model``
-can be registered and served. This is the one place a cell imports mlflow, and only
+change what was logged) into ``<journal folder>/models/<run key>/<path>``, with a sidecar
+``<path>.mlops.json`` (which save it is, classifier or regressor, the ``eval=`` scores and
+the evaluation data's fingerprint). A journal record hands that folder to the delivery
+process, which creates the logged model linked to the run, its metrics and datasets
+(:mod:`mlops_magics.journal.logged_models`), so ``models:/<model id>`` and ``runs:/<run id>/model`` can be registered
+and served. Saving in MLflow's format is the one place a cell imports mlflow, and only
 when a model is logged.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import _current, locations, naming
 from ..errors import MlopsError, NoActiveRunError, one_line
+from ..journal.logged_models import META_SUFFIX, meta_path, read_meta  # noqa: F401  (the sidecar's format)
 
 EXAMPLE_ROWS = 5
 _PATH_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-."
@@ -34,10 +40,12 @@ class LoggedModel:
     signature: str | None
     flavor: str
     run_key: str = ""
+    evaluation: object = None  # an evaluate.Evaluation when eval=(X, y) was given
 
     def __repr__(self) -> str:
         sig = f"signature {self.signature}" if self.signature else "no signature (give input_example=...)"
-        return f"{self.flavor} model logged as '{self.path}' in run key {self.run_key[:8]}; {sig}"
+        scored = f"; {self.evaluation!r}" if self.evaluation is not None else ""
+        return f"{self.flavor} model logged as '{self.path}' in run key {self.run_key[:8]}; {sig}{scored}"
 
 
 def model_dir(key: str, path: str) -> Path:
@@ -73,8 +81,13 @@ def check_model(obj: object, what: str = "the model") -> None:
         raise ModelError(f"{what} ({kind}) is not fitted: call .fit(X, y) before logging it") from None
 
 
-def save(obj: object, key: str, path: str, input_example: object = None) -> LoggedModel:
-    """Save fitted ``obj`` for run ``key`` at artifact ``path``, with signature and input example."""
+def save(obj: object, key: str, path: str, input_example: object = None, *, evaluation=None,
+         eval_data: dict | None = None) -> LoggedModel:
+    """Save fitted ``obj`` for run ``key`` at artifact ``path``, with signature and input example.
+
+    ``evaluation`` (an :class:`~.evaluate.Evaluation`) and ``eval_data`` (the evaluation data as
+    an MLflow dataset dict) go into the sidecar, for the logged model's metrics and datasets.
+    """
     import mlflow.sklearn  # noqa: F401  (the flavour _save_sklearn uses)
     from mlflow.models import infer_signature
 
@@ -91,9 +104,47 @@ def save(obj: object, key: str, path: str, input_example: object = None) -> Logg
         shutil.rmtree(target)
     locations.private_dir(target.parent)
     _save_sklearn(obj, str(target), signature=signature, input_example=example, pip_requirements=_requirements())
+    _write_meta(obj, target, evaluation, eval_data)
     locations.private_tree(target)  # under the journal home: owner only, as everything there
     return LoggedModel(path=path, local_dir=str(target), signature=_describe(signature), flavor="sklearn",
-                       run_key=key)
+                       run_key=key, evaluation=evaluation)
+
+
+def _write_meta(obj: object, target: Path, evaluation, eval_data: dict | None) -> None:
+    from sklearn.base import is_classifier, is_regressor
+
+    kind = "classifier" if is_classifier(obj) else "regressor" if is_regressor(obj) else None
+    meta = {"save_id": uuid.uuid4().hex, "flavor": "sklearn", "model_type": kind, "eval": None}
+    if evaluation is not None:
+        meta["eval"] = {"metrics": evaluation.metrics(), "metric": evaluation.metric, "rows": evaluation.rows,
+                        "dataset": eval_data}
+    side = meta_path(target)
+    side.write_text(json.dumps(meta))
+    locations.private_file(side)
+
+
+def score(obj: object, eval: object, name: str | None = None):
+    """``eval=(X, y)``: the model's and the dummy baseline's scores, and X as an MLflow dataset
+    dict (named ``name``, else ``eval``) so the logged model's metrics name the data they were
+    measured on. Pure scikit-learn and our fingerprint: no mlflow."""
+    from ..fingerprints import fingerprint
+    from ..journal.datasets import data_record, mlflow_dataset
+    from .evaluate import evaluate, split_eval
+
+    X, y = split_eval(eval)
+    evaluation = evaluate(obj, X, y)
+    try:
+        fp = fingerprint(X)
+    except Exception:  # data we cannot fingerprint: the scores still count, without a dataset link
+        return evaluation, None
+    source = {"variable": name} if name else {"eval": True}
+    return evaluation, mlflow_dataset(data_record(name or "eval", fp, naming.CONTEXT_EVAL, source))
+
+
+def log_scores(run, evaluation) -> None:
+    """``<metric>`` and ``baseline.<metric>`` on the run, at step 0 (where a cell's metrics are)."""
+    for k, v in evaluation.metrics().items():
+        run.log_metric(k, v, 0)
 
 
 def _save_sklearn(obj: object, target: str, **kwargs) -> None:
@@ -158,25 +209,41 @@ def model_paths(tags: dict[str, str]) -> list[str]:
     return [p for p in tags.get(naming.MODEL, "").split(",") if p]
 
 
-def log_model(obj: object, name: str | None = None, input_example: object = None) -> LoggedModel:
+def log_model(obj: object, name: str | None = None, *, eval: object = None,
+              input_example: object = None) -> LoggedModel:
     """Log fitted scikit-learn model ``obj`` in the run being tracked (a ``%%track`` cell or a job).
 
-    It is saved with MLflow's sklearn flavor under artifact path ``name`` (default
-    ``model``), with the signature inferred from ``input_example`` (its first rows are
-    kept as the example), so ``runs:/<run id>/model`` can be registered with
-    ``mm.promote`` and served.
+    It becomes an MLflow 3 logged model named ``name`` (default ``model``), linked to the
+    run, its metrics and datasets, saved with MLflow's sklearn flavor and the signature
+    inferred from ``input_example`` (its first rows are kept as the example), so
+    ``models:/<model id>`` or ``runs:/<run id>/model`` can be registered with ``mm.promote``
+    and served.
+
+    ``eval=(X, y)``: held-out data. The model and scikit-learn's dummy baseline
+    (most frequent class, or the mean) are scored on it and both logged: ``f1`` and
+    ``baseline.f1`` for a classifier (weighted F1 beyond two 0/1 classes), ``r2`` and
+    ``baseline.r2`` for a regressor. ``promote`` refuses a model that does not beat its
+    baseline. Without ``input_example``, the first rows of ``X`` are the example.
     """
     run = _current.active_run()
     if run is None:
         raise NoActiveRunError("no run to log the model into: call mm.log_model inside a %%track cell "
                                "(or a notebook run by `mlops-magics run`)")
     check_model(obj)
+    path = artifact_path(name)
+    evaluation = eval_data = None
+    if eval is not None:
+        evaluation, eval_data = score(obj, eval)
+        if input_example is None:
+            input_example = eval[0]
     if input_example is None:
         import warnings
 
         warnings.warn("no input_example: the model is logged without a signature; pass input_example=X "
                       "(a few rows of the training data)", stacklevel=2)
-    logged = save(obj, run.key, artifact_path(name), input_example)
+    logged = save(obj, run.key, path, input_example, evaluation=evaluation, eval_data=eval_data)
+    if evaluation is not None:
+        log_scores(run, evaluation)
     attach(run, logged)
     _submit_if_job_run(run, logged)
     return logged
@@ -217,7 +284,7 @@ def _submit_if_job_run(run, logged: LoggedModel) -> None:
     """In a job's untracked cell the run is the job's own: upload now (a tracked cell does it when it ends)."""
     if _job_run(run) is not run:
         return
-    from ..tracking import records
+    from ..journal import records
 
     session = _current.session()
 

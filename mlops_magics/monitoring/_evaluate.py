@@ -11,12 +11,13 @@ import numpy as np
 from . import _dist, _methods
 from ._columns import CATEGORICAL, EMPTY, NUMERIC, UNSUPPORTED
 from ._pvalues import two_proportion_pvalue
+from .verdict import MIN_ROWS
 
 METHODS = ("psi", "kl", "js", "wasserstein", "ks", "chi2")
 P_VALUE_METHODS = ("ks", "chi2")
 DEFAULT_THRESHOLDS = {"psi": 0.1, "kl": 0.1, "js": 0.1, "wasserstein": 0.1, "ks": 0.05, "chi2": 0.05,
                       "missing": 0.05}
-SMALL = 1000  # Evidently's cut between tests (p-values) and distances
+SMALL = 1000  # Evidently's cut between tests (p-values) and distances, on the smaller side
 FEW_VALUES = 5
 _MISSING_ALPHA = 0.05
 _NUMERIC_ONLY = {"ks": "chi2", "wasserstein": "js"}  # stand-ins on categorical columns
@@ -40,6 +41,10 @@ class Row:
     missing_drift: bool = False
     schema_drift: bool = False
     buckets: _methods.Buckets | None = None
+    n_ref: int = 0  # values compared on each side
+    n_cur: int = 0
+    caveat: str = ""  # small sample: "chance" (a distance near its threshold by chance), "power" (a test), ""
+    chance: float = math.nan  # a distance's chance level at these sizes
 
     @property
     def drifted(self) -> bool:
@@ -99,11 +104,16 @@ def _values(row: Row, ref, cur) -> bool:
     return False
 
 
-def choose(method: str, ref) -> tuple[str, str]:
-    """The method for column ``ref`` and why: Evidently's defaults table, decided on the
-    reference alone (so a cached reference always gets the same method)."""
-    n = ref.count
-    size = f"{'<=' if n <= SMALL else '>'} {SMALL:,} reference values"
+def choose(method: str, ref, cur=None) -> tuple[str, str]:
+    """The method for column ``ref`` (compared with ``cur``) and why: Evidently's defaults
+    table, decided on the smaller side: a distance (wasserstein, js) only when both sides
+    have more than 1,000 values, a test (ks, chi2) otherwise. A distance on a few dozen rows
+    reaches its threshold by chance alone; a test's p-value accounts for the sample size."""
+    n_ref = ref.count
+    n_cur = n_ref if cur is None else cur.count
+    n = min(n_ref, n_cur)
+    side = "reference" if n_ref <= n_cur else "current"
+    size = f"<= {SMALL:,} {side} values" if n <= SMALL else f"> {SMALL:,} values each side"
     if ref.kind == CATEGORICAL:
         if method in _NUMERIC_ONLY:
             return _NUMERIC_ONLY[method], f"{method} needs numbers: {_NUMERIC_ONLY[method]} on the categories"
@@ -120,7 +130,8 @@ def choose(method: str, ref) -> tuple[str, str]:
 
 
 def _score(row: Row, ref, cur, method: str, thresholds: dict[str, float]) -> None:
-    row.method, row.reason = choose(method, ref)
+    row.method, row.reason = choose(method, ref, cur)
+    row.n_ref, row.n_cur = int(ref.count), int(cur.count)
     row.threshold = thresholds[row.method]
     numeric = ref.kind == NUMERIC
     row.buckets = b = _buckets(ref, cur) if numeric else _category_buckets(ref, cur)
@@ -140,6 +151,24 @@ def _score(row: Row, ref, cur, method: str, thresholds: dict[str, float]) -> Non
     _describe_new(row, b, numeric)
     if row.method == "ks" and "quantiles" in (ref.dist.kind, cur.dist.kind):
         row.details.append(f"D from sketches, within {2 * _dist.RANK_GAP:.4f}")
+    _small_sample(row, b)
+
+
+def _small_sample(row: Row, b: _methods.Buckets) -> None:
+    """A caveat when the sample is too small for the score to mean what it says: a distance
+    whose chance level (the average score of two samples of one distribution at these
+    sizes) reaches half its threshold, so unshifted features get flagged; a test on fewer
+    than ``MIN_ROWS`` values, which sees only large shifts."""
+    n, m = row.n_ref, row.n_cur
+    if row.method in P_VALUE_METHODS:
+        if min(n, m) < MIN_ROWS:
+            row.details.append("few values: only large shifts show")
+            row.caveat = "power"
+        return
+    row.chance = _methods.chance_level(row.method, b, n, m)
+    if row.chance >= row.threshold / 2:
+        row.details.append(f"small sample: ~{row.chance:.2g} by chance")
+        row.caveat = "chance"
 
 
 def _buckets(ref, cur) -> _methods.Buckets:

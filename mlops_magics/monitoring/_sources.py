@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .. import locations, naming
-from ..errors import MlopsError, did_you_mean
+from .. import naming
+from ..errors import MlopsError, did_you_mean, first_line
+from ..store_read.model import ReadError
 from .profile import Profile
 
 RUNS_SCHEME = "runs:/"
@@ -64,7 +65,7 @@ def read_path(text: str, other: str | None = None):
             return pd.read_parquet(path)
         return pd.read_csv(path, sep="\t" if kind == "tsv" else ",")
     except (ValueError, KeyError, OSError) as exc:
-        raise SourceError(f"cannot read {text}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        raise SourceError(f"cannot read {text}: {first_line(exc) or type(exc).__name__}") from None
 
 
 def run_profile(uri: str) -> Profile:
@@ -73,18 +74,11 @@ def run_profile(uri: str) -> Profile:
     if not run_id or not name:
         raise SourceError(f"expected runs:/<run_id>/<data name>, got {uri!r}")
     path = name if name.startswith("mlops/") and name.endswith(".json") else naming.artifact_profile(name)
-    client = _client()
-    import os
-    import tempfile
-
-    # One small JSON file: MLflow's download progress bar would only clutter the cell.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            local = client.download_artifacts(run_id, path, tmp)
-        except Exception:
-            raise _missing(client, run_id, name) from None
-        text = Path(local).read_text(encoding="utf-8")
+    store = _client()
+    try:
+        text = store.read_artifact_text(run_id, path)
+    except ReadError:
+        raise _missing(store, run_id, name) from None
     try:
         return Profile.from_json(text)
     except (ValueError, KeyError) as exc:
@@ -92,18 +86,28 @@ def run_profile(uri: str) -> Profile:
 
 
 def _client():
-    return locations.reading_client(locations.tracking_uri(), SourceError)
+    """The store ``runs:/`` URIs are read from (a ``store_read.Store``: mlflow stays out of the kernel)."""
+    from ..store_read import Store
+
+    try:
+        return Store()
+    except ReadError as exc:
+        raise SourceError(str(exc)) from None
 
 
-def _missing(client, run_id: str, name: str) -> SourceError:
+def run_metrics(run_id: str) -> dict[str, float]:
+    """The latest metrics of run ``run_id``."""
     try:
-        client.get_run(run_id)
-    except Exception:
-        return SourceError(f"no run {run_id} at {locations.display_uri(client.tracking_uri)}")
+        return dict(_client().get_run(run_id).metrics)
+    except ReadError as exc:
+        raise SourceError(str(exc)) from None
+
+
+def _missing(store, run_id: str, name: str) -> SourceError:
     try:
-        folder = naming.artifact_profile("x").rsplit("/", 1)[0]
-        names = [Path(f.path).stem for f in client.list_artifacts(run_id, folder)]
-    except Exception:
-        names = []
+        store.get_run(run_id)
+    except ReadError:
+        return SourceError(f"no run {run_id} at {store.shown}")
+    names = store.profile_names(run_id)
     listed = f" Profiles in that run: {', '.join(sorted(names))}." if names else " That run logged no profiles."
     return SourceError(f"run {run_id} has no profile {name!r}.{did_you_mean(name, names)}{listed}")

@@ -7,11 +7,13 @@ import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from .. import naming
 from ..errors import MlopsError, did_you_mean
 from . import _sources
 from ._evaluate import DEFAULT_THRESHOLDS, METHODS, P_VALUE_METHODS, Row, evaluate
 from .profile import ColumnProfile, Profile, load_columns
 from .report import DriftReport
+from .verdict import DEFAULT_SHARE
 
 _ALIASES = {"jensenshannon": "js", "jensen_shannon": "js", "kl_div": "kl", "chisquare": "chi2",
             "chi-square": "chi2", "emd": "wasserstein", "kolmogorov_smirnov": "ks"}
@@ -24,7 +26,7 @@ class DriftOptionError(MlopsError, ValueError):
 
 
 def drift(reference, current, *, method: str = "auto", threshold: float | Mapping[str, float] | None = None,
-          features: Sequence[str] | str | None = None, share: float = 0.5,
+          features: Sequence[str] | str | None = None, share: float = DEFAULT_SHARE,
           correction: str | None = None) -> DriftReport:
     """Compare ``current`` data with ``reference`` data, feature by feature.
 
@@ -37,9 +39,12 @@ def drift(reference, current, *, method: str = "auto", threshold: float | Mappin
         exactly; when either side is a profile, both are compared through profiles.
     method
         ``auto`` (default) picks per column, as Evidently's defaults do but decided on the
-        reference alone: with at most 1,000 reference values, ``ks`` for numbers with more
-        than 5 distinct values, else ``chi2``; above 1,000, ``wasserstein`` for numbers
-        with more than 5 distinct values, else ``js``. Or one of:
+        smaller side: with at most 1,000 values on either side, ``ks`` for numbers with more
+        than 5 distinct (reference) values, else ``chi2``; with more than 1,000 on both,
+        ``wasserstein`` for numbers with more than 5 distinct values, else ``js``. A
+        distance on a small sample reaches its threshold by chance alone (PSI on 54 rows
+        over 10 buckets averages 0.19 with no shift at all); a test's p-value accounts for
+        the size. Or one of:
 
         - ``psi``: population stability index over the buckets (smoothed);
         - ``kl``: D_KL(reference || current) over the buckets, in nats (smoothed: 0.5 is
@@ -61,7 +66,8 @@ def drift(reference, current, *, method: str = "auto", threshold: float | Mappin
     features
         Column names (a list or "a,b"); default every column of either side.
     share
-        The data set drifts when at least this share of compared features drift.
+        The data set drifts when at least this share of compared features drift (default
+        ``naming.DRIFT_SHARE``, 0.5: the same rule as ``DriftWidget``, ``%drift`` and the CLI).
     correction
         ``"bonferroni"`` or ``"bh"`` (Benjamini-Hochberg) across the p-value methods.
 
@@ -71,6 +77,14 @@ def drift(reference, current, *, method: str = "auto", threshold: float | Mappin
     and new categories therefore count as drift with finite scores. A change in the
     missing rate (NaN, None, +-inf) of 0.05 or more that a two-proportion z-test finds
     significant flags the feature too. Empty columns stay in the report, marked.
+
+    Small samples: a distance whose chance level at these sizes (the average score of two
+    samples of one distribution) reaches half its threshold, or a test on fewer than 100
+    values, gets a note in its row and a caveat line under the verdict (``report.caveats``).
+
+    When ``reference`` is ``runs:/<run_id>/...`` and that run logged feature importances
+    (``importance.<feature>`` metrics, ``mm.log_importance``), the table lists the features
+    most important first (``report.importance``), so the drift that matters comes first.
 
     From profiles, scores come from the sketches: KS D is within 2/256 of the raw value
     (typically 2e-4), W1/std and JS typically within 1e-3 (heavy tails: 1e-2), PSI and KL
@@ -87,9 +101,27 @@ def drift(reference, current, *, method: str = "auto", threshold: float | Mappin
     else:
         rows = _compare_profiles(_as_profile(reference, names), _as_profile(current, names), names, options)
     _correct(rows, correction and _CORRECTIONS[correction.lower()])
-    return DriftReport(rows, share=share, correction=correction and _CORRECTIONS[correction.lower()],
-                       reference=_sources.describe(reference, ref_given),
-                       current=_sources.describe(current, cur_given), exact=exact)
+    report = DriftReport(rows, share=share, correction=correction and _CORRECTIONS[correction.lower()],
+                         reference=_sources.describe(reference, ref_given),
+                         current=_sources.describe(current, cur_given), exact=exact,
+                         importance=run_importance(ref_given, names))
+    report.inputs = dict(reference=ref_given, current=cur_given, method=method, threshold=threshold,
+                         features=features, share=share, correction=correction)
+    return report
+
+
+def run_importance(given, names: Sequence[str]) -> dict[str, float]:
+    """``{feature: importance}`` from the ``importance.<feature>`` metrics of the run a
+    ``runs:/<run_id>/...`` reference names; empty for other inputs or a run without them."""
+    if not (isinstance(given, str) and given.startswith(_sources.RUNS_SCHEME)):
+        return {}
+    run_id = given[len(_sources.RUNS_SCHEME):].strip("/").partition("/")[0]
+    try:
+        metrics = _sources.run_metrics(run_id)
+    except MlopsError:  # the profile was readable; importances are a nicety
+        return {}
+    found = {name: metrics.get(naming.metric_importance(name)) for name in names}
+    return {name: float(v) for name, v in found.items() if v is not None and math.isfinite(v)}
 
 
 def method_name(method: str) -> str:

@@ -12,6 +12,7 @@ import pandas as pd
 from .. import _current, naming
 from ..errors import NoActiveRunError
 from ._evaluate import percent
+from .verdict import DEFAULT_SHARE, MIN_ROWS, dataset_drifted, verdict
 
 _COLUMNS = ["feature", "method", "score", "threshold", "drifted", "p_value", "null_rate_change",
             "unseen_share", "status", "reason", "detail"]
@@ -24,20 +25,28 @@ class DriftReport:
     ``.table``: one row per feature (feature, method, score, threshold, drifted, p_value,
     null_rate_change, unseen_share, status, reason, detail; p_adjusted with a correction).
     ``.share``: the share of compared features that drifted; ``.drifted``: share >= the
-    share threshold. ``.histogram(feature)``: the buckets behind the scores.
-    ``.log()``: into the run of the tracked cell or job now running.
+    share threshold (``naming.DRIFT_SHARE`` unless given: the one rule of the report, the
+    widget, ``%drift`` and the CLI). ``.caveats``: small-sample warnings, also shown under
+    the verdict. ``.importance``: the reference run's feature importances when it logged
+    them (the table is then ordered by them). ``.histogram(feature)``: the buckets behind
+    the scores. ``.log()``: into the run of the tracked cell or job now running.
     """
 
-    def __init__(self, rows, *, share: float = 0.5, correction: str | None = None,
-                 reference: str = "reference", current: str = "current", exact: bool = True) -> None:
+    def __init__(self, rows, *, share: float = DEFAULT_SHARE, correction: str | None = None,
+                 reference: str = "reference", current: str = "current", exact: bool = True,
+                 importance: dict[str, float] | None = None) -> None:
         self.share_threshold, self.correction = share, correction
         self.reference, self.current, self.exact = reference, current, exact
+        self.importance = dict(importance or {})
+        rows = _by_importance(rows, self.importance)
         self.table = _table(rows, correction)
         self._buckets = {r.feature: r.buckets for r in rows if r.buckets is not None}
         compared = [r for r in rows if r.counted]
         self.n_compared = len(compared)
         self.n_drifted = sum(r.drifted for r in compared)
         self.n_skipped = len(rows) - len(compared)
+        self.caveats = _caveats(rows)
+        self.inputs: dict = {}  # what drift() was given, so a DriftWidget can recompute this report
 
     @property
     def share(self) -> float:
@@ -45,7 +54,7 @@ class DriftReport:
 
     @property
     def drifted(self) -> bool:
-        return self.n_compared > 0 and self.share >= self.share_threshold
+        return dataset_drifted(self.n_drifted, self.n_compared, self.share_threshold)
 
     @property
     def drifted_features(self) -> list[str]:
@@ -53,9 +62,7 @@ class DriftReport:
 
     @property
     def verdict(self) -> str:
-        text = (f"{self.n_drifted} of {self.n_compared} features drifted ({self.share:.0%}): "
-                f"dataset drift {'yes' if self.drifted else 'no'}")
-        return text + (f"; {self.n_skipped} not compared" if self.n_skipped else "")
+        return verdict(self.n_drifted, self.n_compared, self.share_threshold, self.n_skipped)
 
     def histogram(self, feature: str) -> pd.DataFrame:
         """The buckets of ``feature``: reference and current shares, and which are new."""
@@ -102,13 +109,14 @@ class DriftReport:
         table = self.table.astype(object).where(self.table.notna(), None)
         return json.dumps({"verdict": self.verdict, "share": self.share, "drifted": self.drifted,
                            "share_threshold": self.share_threshold, "correction": self.correction,
+                           "caveats": self.caveats, "importance": self.importance or None,
                            "reference": self.reference, "current": self.current,
                            "rows": table.to_dict(orient="records")}, allow_nan=False, default=str)
 
     # -- display -------------------------------------------------------------------------------------
     def __repr__(self) -> str:
         shown = _shown(self.table)
-        lines = [self.verdict, shown.to_string(index=False)]
+        lines = [self.verdict, *(f"caveat: {c}" for c in self.caveats), shown.to_string(index=False)]
         lines += [f"  {m}: {why} ({n} feature{'s' if n > 1 else ''})" for (m, why), n in self._reasons().items()]
         return "\n".join(lines)
 
@@ -123,10 +131,39 @@ class DriftReport:
                                                        _shown(self.table).itertuples(index=False)))
         sources = html.escape(f"{self.reference} → {self.current}")
         why = "".join(f"<div>{html.escape(m)}: {html.escape(r)} ({n})</div>" for (m, r), n in self._reasons().items())
+        caveats = "".join(f"<div style='color:#8a5a00'>caveat: {html.escape(c)}</div>" for c in self.caveats)
         return (f"<div class='mlops-magics-drift' style='border-left:3px solid {color};padding:4px 8px'>"
-                f"<div><b>{html.escape(self.verdict)}</b> <span style='color:#666'>{sources}</span></div>"
+                f"<div><b>{html.escape(self.verdict)}</b> <span style='color:#666'>{sources}</span></div>{caveats}"
                 f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
                 f"<div style='color:#666;font-size:smaller'>{why}</div></div>")
+
+
+def _by_importance(rows, importance: dict[str, float]):
+    """Rows ordered by importance, most important first; features without one keep their
+    order after them. Unchanged without importances."""
+    if not importance:
+        return list(rows)
+    known = sorted((r for r in rows if r.feature in importance), key=lambda r: -importance[r.feature])
+    return known + [r for r in rows if r.feature not in importance]
+
+
+def _caveats(rows) -> list[str]:
+    """One line per method whose scores a small sample makes unreliable."""
+    lines = []
+    for method in dict.fromkeys(r.method for r in rows if r.caveat):
+        some = [r for r in rows if r.caveat and r.method == method]
+        n, m = min(r.n_ref for r in some), min(r.n_cur for r in some)
+        count = f"{len(some)} feature{'s' if len(some) > 1 else ''}"
+        if some[0].caveat == "power":
+            lines.append(f"{method} on {n:,} reference vs {m:,} current values ({count}): under {MIN_ROWS} "
+                         "values a test sees only large shifts; a 'no' is weak evidence")
+            continue
+        lo, hi = min(r.chance for r in some), max(r.chance for r in some)
+        level = f"{lo:.2g}" if f"{lo:.2g}" == f"{hi:.2g}" else f"{lo:.2g}-{hi:.2g}"
+        lines.append(f"{method} on {n:,} reference vs {m:,} current values ({count}): scores near {level} "
+                     f"arise by chance alone (threshold {some[0].threshold:g}); method='auto' uses a test "
+                     "(ks, chi2) at this size")
+    return lines
 
 
 def _table(rows, correction: str | None) -> pd.DataFrame:

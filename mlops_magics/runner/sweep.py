@@ -1,7 +1,7 @@
 """``run_sweep``: one notebook over a grid of parameters, one job run per point, in parallel on Dask.
 
 papermill runs one notebook at a time (papermill#2, open since 2017). Here every point of
-the cartesian product is a ``run_notebook`` job on a Dask worker process (``_fanout``), a
+the cartesian product is a ``run_notebook`` job on a Dask worker process (``fanout/dask_points.py``), a
 child run of one sweep run (``mlops.kind=sweep``). Records go through the shared journal;
 the journal's one delivery process delivers everything, started before the cluster. The
 points are ranked by the metrics the journal kept for each job, and the best is tagged on
@@ -23,10 +23,10 @@ from typing import Any
 
 from .. import locations, naming
 from ..errors import MlopsError, one_line
-from ..journal.flusher import OUTAGE_GRACE, ProcessDelivery
-from ..tracking import records
+from ..journal.delivery import OUTAGE_GRACE, ProcessDelivery
+from ..journal import records
 from ..tracking.lineage import source_tags
-from .execute import JobResult
+from .run import JobResult
 from .parameters import ParameterError, read_notebook_parameters, resolve
 
 log = logging.getLogger("mlops_magics")
@@ -216,9 +216,9 @@ def run_sweep(path: str | os.PathLike, grid: dict[str, list], *, workers: int | 
     Dask retries; the run it left behind is ended FAILED with ``mlops.failure=kernel_died``.
     """
     from ..journal.store import Journal
-    from ._local_processes import warm_forkserver
-    from .execute import _check_kernel
-    from .kernel_forks import KernelForks
+    from .fanout.local_processes import warm_forkserver
+    from .run import _check_kernel
+    from .kernels.forks import KernelForks
 
     if cluster and workers:
         raise MlopsError("--workers sizes the local cluster: with --cluster the scheduler's workers run the points")
@@ -257,9 +257,9 @@ def run_sweep(path: str | os.PathLike, grid: dict[str, list], *, workers: int | 
 
 def _sweep(notebook: Path, grid, points, kernel_name: str, delivery, forks, *, workers, cluster, experiment,
            timeout, metric, greater_is_better, progress) -> SweepResult:
-    from . import _fanout
+    from .fanout import dask_points as _fanout
 
-    spec = _fanout.JobSpec(
+    spec = _fanout.SweepTask(
         notebook=str(notebook), source=notebook.read_text(encoding="utf-8") if cluster else "", uri=delivery.uri,
         experiment=locations.experiment_name(experiment), home=str(locations.home().resolve()), cwd=os.getcwd(),
         kernel=kernel_name, timeout=timeout, sweep_key=records.new_key(), host=socket.gethostname(),
@@ -316,7 +316,9 @@ def _interrupted_ops(key: str, exc: BaseException) -> list[records.Op]:
 # -- ranking -------------------------------------------------------------------------
 def pick_metric(metrics: list[dict[str, float]], greater_is_better: bool = True) -> str | None:
     """The primary metric among those every run logged: f1, else a well-known name, else the first."""
-    own = [{k for k in m if not k.startswith("system.")} for m in metrics]
+    from ..store_read import own_metrics
+
+    own = [set(own_metrics(m)) for m in metrics]
     common = set.intersection(*own) if own else set()
     for name in (_HIGHER if greater_is_better else _LOWER):
         if name in common:
@@ -347,8 +349,9 @@ def _rank(spec, points, jobs: list[JobResult], delivery, metric: str | None,
 
 def _note(result: SweepResult, done: list[dict], asked: str | None) -> str:
     from ..errors import did_you_mean
+    from ..store_read import own_metrics
 
-    names = sorted({k for m in done for k in m if not k.startswith("system.")})
+    names = own_metrics({k for m in done for k in m})
     if asked and done and result.best is None:
         return (f"no finished point logged the metric {asked!r}.{did_you_mean(asked, names)} "
                 f"They logged: {', '.join(names) or 'none'}")
@@ -373,16 +376,13 @@ def _job_metrics(spec, journal, jobs: list[JobResult]) -> dict[str, dict[str, fl
 
 def _mlflow_metrics(spec) -> dict[str, dict[str, float]]:
     """The metrics of the sweep's job runs in MLflow: {run id: {name: value}}."""
-    try:
-        from mlflow import MlflowClient
+    from ..store_read import NoExperiment, Store
 
-        client = MlflowClient(tracking_uri=spec.uri)
-        exp = client.get_experiment_by_name(spec.experiment)
-        if exp is None:
-            return {}
-        runs = client.search_runs([exp.experiment_id], f"tags.`{naming.PARENT_SWEEP}` = '{spec.sweep_key}'",
-                                  max_results=10000)
-        return {r.info.run_id: dict(r.data.metrics) for r in runs}
+    try:
+        runs = Store(spec.uri).runs(spec.experiment)
+    except NoExperiment:
+        return {}
     except Exception as exc:
         log.warning("could not read the sweep's metrics back from MLflow: %s", one_line(exc))
         return {}
+    return {r.run_id: dict(r.metrics) for r in runs if r.tags.get(naming.PARENT_SWEEP) == spec.sweep_key}

@@ -13,7 +13,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from .. import locations, naming
+from .. import naming
 from ..errors import one_line
 from . import cron
 from .store import (
@@ -99,7 +99,7 @@ def run_due(at: datetime | None = None, names: list[str] | None = None, *,
 
 def run_slot(store: ScheduleStore, s: Schedule, slot: Slot, trigger: str | None = None) -> Outcome:
     """Run the notebook of ``s`` for a claimed ``slot`` as a job; record how it ended."""
-    from ..runner.execute import run_notebook
+    from ..runner.run import JobSpec, run_job
     from .manage import resolved_parameters
 
     when = cron.local_iso(slot.time, s.timezone)
@@ -113,9 +113,9 @@ def run_slot(store: ScheduleStore, s: Schedule, slot: Slot, trigger: str | None 
             given[naming.TRIGGER_PARAMETER] = trigger
     log.info("%s @ %s: running %s%s", s.name, when, s.notebook, f" (alert of run {trigger})" if trigger else "")
     try:
-        result = run_notebook(s.notebook, given, texts=resolved_parameters(s), experiment=s.experiment,
-                              timeout=s.timeout, retries=s.retries, progress=False, tracking_uri=s.tracking_uri,
-                              tags=tags, cwd=s.workdir if _isdir(s.workdir) else None)
+        spec = JobSpec(experiment=s.experiment, timeout=s.timeout, retries=s.retries, progress=False,
+                       tracking_uri=s.tracking_uri, tags=tags, cwd=s.workdir if _isdir(s.workdir) else None)
+        result = run_job(s.notebook, given, texts=resolved_parameters(s), spec=spec)
     except Exception as exc:  # a bad parameter, a missing notebook: this slot failed, the others still run
         detail = _join(slot.detail, one_line(exc))
         store.finish(slot.id, FAILED, detail=detail)
@@ -163,10 +163,10 @@ def _on_alert(store: ScheduleStore, s: Schedule, outcome: Outcome, at: datetime 
 
 def _alert_of(run_id: str, uri: str | None) -> str | None:
     """The run's ``mlops.alert`` tag, read back from MLflow (None when absent or unreadable)."""
-    try:
-        from mlflow import MlflowClient
+    from ..store_read import Store
 
-        return MlflowClient(tracking_uri=locations.tracking_uri(uri)).get_run(run_id).data.tags.get(naming.ALERT)
+    try:
+        return Store(uri).get_run(run_id).tags.get(naming.ALERT)
     except Exception as exc:
         log.warning("could not read run %s back from MLflow to look for an alert: %s", run_id, exc)
         return None

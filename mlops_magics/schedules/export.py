@@ -41,7 +41,7 @@ def crontab(s: Schedule) -> str:
     env = f"MLOPS_MAGICS_HOME={shlex.quote(str(home))}"
     command = (f"cd {shlex.quote(s.workdir)} && umask 077 && mkdir -p {shlex.quote(str(log.parent))} && {env} "
                f"{shlex.join(run_due_argv(s.name))} >> {shlex.quote(str(log))} 2>&1")
-    lines = [f"# mlops-magics schedule {s.name}: {s.notebook} at '{s.cron}' ({s.timezone})"]
+    lines = [f"# mlops-magics schedule {s.name}: {s.notebook} at '{s.cron}' ({s.timezone})", *_shared_store_note()]
     expr = s.cron
     if s.timezone != cron.local_zone_name():
         lines.append(f"# cron reads times in this machine's zone ({cron.local_zone_name()}), not {s.timezone}: "
@@ -54,11 +54,22 @@ def crontab(s: Schedule) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _shared_store_note() -> list[str]:
+    """With a PostgreSQL schedule store, where its URI must be set (never written here: it holds a password)."""
+    import os
+
+    if not os.environ.get(locations.SCHEDULES_URI_ENV):
+        return []
+    return [f"# the schedules live in ${locations.SCHEDULES_URI_ENV}: set it in this crontab's environment "
+            "(or the unit's EnvironmentFile=) yourself; it is not written here because it holds a password"]
+
+
 def systemd(s: Schedule) -> list[Unit]:
     """``mlops-magics-NAME.service`` (one run-due call) and ``mlops-magics-NAME.timer``."""
     home = locations.home().resolve()
     unit = f"mlops-magics-{s.name}"
     service = "\n".join([
+        *_shared_store_note(),
         "[Unit]",
         f"Description=mlops-magics schedule {s.name}: {s.notebook}",
         "",

@@ -26,12 +26,14 @@ def add_schedule(name: str, notebook: str | os.PathLike, cron_expr: str, *,
                  parameters: list[tuple[str, str]] | None = None, timezone: str | None = None,
                  on_alert: str | None = None, catch_up: str = "one", experiment: str | None = None,
                  tracking_uri: str | None = None, timeout: float | None = None, retries: int = 0,
-                 start: datetime | None = None, store: ScheduleStore | None = None) -> Schedule:
+                 start: datetime | None = None, store: ScheduleStore | None = None,
+                 workdir: str | os.PathLike | None = None) -> Schedule:
     """Check everything (name, notebook and its parameters, cron, time zone, ``on_alert``) and save.
 
     ``parameters`` are ``(name, text)`` pairs as given to ``-p``: converted to the types of the
     notebook's defaults now, to catch mistakes, and again at each run (the notebook may change).
-    Runs go to the tracking URI and experiment in force now, from the current directory.
+    Runs go to the tracking URI and experiment in force now, from ``workdir`` (default: the
+    current directory).
     """
     from ..runner.parameters import read_notebook_parameters, resolve
 
@@ -54,7 +56,8 @@ def add_schedule(name: str, notebook: str | os.PathLike, cron_expr: str, *,
             raise ScheduleError(f"--on-alert names {name!r} itself: a schedule cannot retrain itself on its own alert")
         store.get(on_alert)  # add the schedule to trigger first: a typo would otherwise go unnoticed
     s = Schedule(name=name, notebook=str(path), cron=expr, timezone=tz,
-                 since=cron.key(start or cron.now()), workdir=str(Path.cwd()), parameters=[list(p) for p in texts],
+                 since=cron.key(start or cron.now()), workdir=str(Path(workdir).resolve() if workdir else Path.cwd()),
+                 parameters=[list(p) for p in texts],
                  on_alert=on_alert, catch_up=catch_up, experiment=locations.experiment_name(experiment),
                  tracking_uri=_storable_uri(tracking_uri), timeout=timeout, retries=retries)
     store.add(s)
@@ -100,6 +103,17 @@ def _storable_uri(explicit: str | None) -> str | None:
                     "in the environment that runs `mlops-magics schedule run-due`")
         return None
     return uri
+
+
+def next_time(store: ScheduleStore, s: Schedule, now: datetime) -> datetime | None:
+    """When ``s`` runs next (a slot due now: that slot), in UTC; None while paused."""
+    if s.paused:
+        return None
+    last = store.last_cron_slot(s.name)
+    pending = decide(s, now, last, None)
+    if pending.state == RUNNING:
+        return pending.slot
+    return cron.next_slot(s.cron, s.timezone, max(now, cron.from_key(s.since) - timedelta(seconds=1), last or now))
 
 
 def next_due(store: ScheduleStore, s: Schedule, now: datetime) -> str:

@@ -14,10 +14,12 @@ import os
 from dataclasses import dataclass, field
 
 from .. import _current, naming
+from ..errors import first_line
 from ..secrets import mask_mapping, mask_source, mask_text
-from . import records
+from ..journal import records
 from .active import add_alerts
 from .analysis import CellAnalysis, analyse, existing_files
+from .identity import cell_label
 from .datasets import data_record, is_data, mlflow_dataset
 from .inference import MAX_PARAMS, infer_metrics, infer_params
 from .lineage import lineage_tags, notebook_path, source_tags
@@ -41,6 +43,15 @@ class TrackOptions:
     tags: dict[str, str] = field(default_factory=dict)
     auto: bool = True
     log_model: str | None = None  # --log-model VAR
+    eval: tuple[str, str] | None = None  # --eval X,Y: held-out data to score the model and its baseline on
+
+
+def run_name(notebook: str | None, source: str) -> str:
+    """The name every execution of a cell shares without ``--name``: the notebook's stem and the
+    cell's label (``train: n_estimators = …``), the same when values or the execution count change."""
+    label = cell_label(source)
+    stem = os.path.splitext(os.path.basename(notebook))[0] if notebook else ""
+    return f"{stem}: {label}" if stem else label
 
 
 def _ids(ns: dict, hidden: set[str]) -> dict[str, int]:
@@ -59,8 +70,8 @@ class TrackedCell:
         self.job = session.job_key is not None  # in a notebook job: record into the job's run
         self.key = session.job_key or records.new_key()
         self.notebook = notebook_path(ns) or session.notebook
-        stem = os.path.splitext(os.path.basename(self.notebook))[0] + " " if self.notebook else ""
-        self.name = options.name or f"{stem}cell {execution_count}".strip()
+        self.source = mask_source(raw, python)
+        self.name = options.name or run_name(self.notebook, self.source)
         self.analysis: CellAnalysis = analyse(python)
         self.nonfinite: list[str] = []
         self._objects: dict[str, tuple[object, str]] = {}  # name -> (object, digest) to profile
@@ -73,7 +84,6 @@ class TrackedCell:
         """Before the cell: open the run in the journal, fingerprint inputs, start meters."""
         self.start_ms = records.now_ms()
         self.delivery = self.session.delivery(self.options.tracking_uri)
-        self.source = mask_source(self.raw, self.python)
         if not self.job:
             self.delivery.submit(self._start_ops())
         self.lineage = None if self.job else self.session.defer(lineage_tags, self.notebook)
@@ -265,7 +275,7 @@ class TrackedCell:
     def _log_model(self, bound: set[str]) -> None:
         """``--log-model VAR``: save the fitted model, with the first rows of data the cell read as example."""
         from ..errors import MlopsError
-        from ..models.save import ModelError, attach, check_model, example_from, save
+        from ..models.save import ModelError, attach, check_model, example_from, log_scores, save, score
 
         var = self.options.log_model
         try:
@@ -279,12 +289,24 @@ class TrackedCell:
             if example is None:
                 self.warnings.append(f"--log-model {var}: no data the cell read fits the model's features: "
                                      "logged without signature (mm.log_model(model, input_example=X) gives one)")
-            attach(self.active, save(model, self.key, naming.ARTIFACT_MODEL, example))
+            evaluation = eval_data = None
+            if self.options.eval:  # --eval X,Y: the model's and the dummy baseline's scores
+                missing = [n for n in self.options.eval if n not in self.ns]
+                if missing:
+                    raise ModelError(f"--eval: no variable named {missing[0]!r} after the cell")
+                x_name, y_name = self.options.eval
+                evaluation, eval_data = score(model, (self.ns[x_name], self.ns[y_name]), x_name)
+                if example is None:
+                    example = example_from(model, [self.ns[x_name]])
+            attach(self.active, save(model, self.key, naming.ARTIFACT_MODEL, example, evaluation=evaluation,
+                                     eval_data=eval_data))
+            if evaluation is not None:
+                log_scores(self.active, evaluation)
         except MlopsError as exc:
             self.model_error = exc
             self.warnings.append(str(exc))
         except Exception as exc:  # MLflow or scikit-learn failing: keep the run's other records
-            text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            text = first_line(exc)
             self.model_error = ModelError(f"--log-model {var}: could not save the model: {type(exc).__name__}: {text}")
             self.warnings.append(str(self.model_error))
 

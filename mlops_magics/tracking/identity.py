@@ -11,6 +11,7 @@ import difflib
 import json
 import logging
 import os
+import re
 
 log = logging.getLogger("mlops_magics")
 
@@ -25,6 +26,40 @@ def body(source: str) -> str:
     if lines and lines[0].lstrip().startswith("%%track"):
         lines = lines[1:]
     return "\n".join(line.rstrip() for line in lines).strip()
+
+
+LABEL_CHARS = 48  # of the label in a run's name
+_PRAGMA = re.compile(r"^(!|\s*%%|\s*-\*-|\s*(noqa|type:|pragma|fmt:|pylint:|isort:))", re.I)
+# String literals (any prefix; triple quotes first), then hex/octal/binary and decimal numbers.
+_LITERAL = re.compile(r"""(?<![\w.])(?:[rRbBuUfF]{0,2}(?:'''.*?'''|\"\"\".*?\"\"\"|'(?:\\.|[^'\\])*'|"(?:\\.|[^"\\])*")"""
+                      r"|0[xXoObB][0-9a-fA-F_]+|(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][-+]?\d+)?[jJ]?)")
+_IMPORT = re.compile(r"^(import\s|from\s+\S+\s+import\s)")
+
+
+def cell_label(source: str) -> str:
+    """A short label for a cell's runs that does not change when the cell re-runs with other
+    values: its leading comment (``# train the forest``), else its first line of code that is
+    not an import, literals shown as ``…`` (``n_estimators = …``). Never the execution count."""
+    code: list[str] = []
+    for line in body(source).splitlines():
+        text = line.strip()
+        if not text or text[0] in "%!":  # blank, magics, shell escapes
+            continue
+        if text.startswith("#"):
+            comment = text.lstrip("#").strip()
+            if not code and comment and not _PRAGMA.match(text[1:]):
+                return _clip(comment)
+            continue
+        code.append(text)
+    if not code:
+        return "cell"
+    first = next((c for c in code if not _IMPORT.match(c)), code[0])
+    return _clip(_LITERAL.sub("…", first.split("  #", 1)[0]))
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= LABEL_CHARS else text[:LABEL_CHARS - 1].rstrip() + "…"
 
 
 class NotebookCells:

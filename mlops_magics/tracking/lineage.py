@@ -23,8 +23,9 @@ NOTEBOOK_ENV = "MLOPS_MAGICS_NOTEBOOK"
 @dataclass(frozen=True)
 class GitState:
     commit: str
-    dirty: bool
+    dirty: bool  # a tracked file changed, or the notebook itself is not in git
     branch: str | None
+    notebook: str | None = None  # "untracked", "modified" or "clean" when asked about a file
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,12 @@ def _git(args: list[str], cwd: Path) -> str | None:
 
 
 def git_state(where: str | os.PathLike | None = None) -> GitState | None:
-    """Commit, dirty flag and branch of the repository holding ``where`` (default: cwd).
+    """Commit, dirty flag and branch of the repository holding ``where`` (default: cwd), and,
+    when ``where`` is a file (the notebook), whether git has it: untracked, modified or clean.
 
-    One ``git status`` answers all three (porcelain v2 with ``--branch``).
+    Other untracked files do not make a run dirty; a notebook git has never seen (or ignores)
+    does: its code is in no commit. One ``git status`` answers commit, branch and changes of
+    tracked files (porcelain v2 with ``--branch``); a second, limited to the file, its state.
     """
     path = Path(where or os.getcwd())
     cwd = path if path.is_dir() else path.parent
@@ -98,7 +102,27 @@ def git_state(where: str | os.PathLike | None = None) -> GitState | None:
     if not commit or commit == "(initial)":
         return None  # a repository without a commit yet
     dirty = any(line and not line.startswith("#") for line in out.splitlines())
-    return GitState(commit=commit, dirty=dirty, branch=branch if branch and branch != "(detached)" else None)
+    from .. import naming
+
+    notebook = _file_state(path) if path.is_file() else None
+    return GitState(commit=commit, dirty=dirty or notebook in (naming.GIT_NOTEBOOK_UNTRACKED, naming.GIT_NOTEBOOK_MODIFIED),
+                    branch=branch if branch and branch != "(detached)" else None, notebook=notebook)
+
+
+def _file_state(path: Path) -> str | None:
+    """``untracked`` (ignored counts: git has no copy either), ``modified`` or ``clean``."""
+    from .. import naming
+
+    out = _git(["--literal-pathspecs", "status", "--porcelain=v2", "--untracked-files=all", "--ignored=matching",
+                "--", path.name], path.parent)
+    if out is None:
+        return None
+    kinds = {line[:1] for line in out.splitlines() if line}
+    if kinds & {"?", "!"}:
+        return naming.GIT_NOTEBOOK_UNTRACKED
+    if kinds & {"1", "2", "u"}:
+        return naming.GIT_NOTEBOOK_MODIFIED
+    return naming.GIT_NOTEBOOK_CLEAN
 
 
 @functools.lru_cache(maxsize=1)
@@ -164,6 +188,8 @@ def code_tags(notebook: str | None) -> dict[str, str]:
         tags[naming.GIT_DIRTY] = str(git.dirty).lower()
         if git.branch:
             tags[naming.GIT_BRANCH] = git.branch
+        if git.notebook:
+            tags[naming.GIT_NOTEBOOK] = git.notebook
     return tags
 
 

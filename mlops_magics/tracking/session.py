@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass, field
 
 from .. import naming
-from . import records
+from ..journal import records
 from .active import ActiveRun, add_alerts  # noqa: F401  (ActiveRun re-exported for the tracker)
 from .datasets import ProfileCache
 from .identity import NotebookCells
@@ -141,7 +141,7 @@ class TrackingSession:
         journal = self.journal()
         with self._lock:
             if uri not in self._deliveries:
-                from ..journal.flusher import ProcessDelivery
+                from ..journal.delivery import ProcessDelivery
 
                 d = ProcessDelivery(uri, journal)  # never import mlflow inside the user's kernel
                 self._deliveries[uri] = d

@@ -11,7 +11,7 @@ from altair.jupyter.jupyter_chart import PointSelection
 
 from .. import locations
 from . import _runs, charts
-from ._chart import VegaChart, static_image
+from .offline_chart import VegaChart, static_image
 
 _GREY = "#666"
 
@@ -19,11 +19,16 @@ _GREY = "#666"
 class HistoryWidget(widgets.VBox):
     """A metric of every tracked cell and job run over time: ``HistoryWidget("churn", "f1")``.
 
-    Marks the threshold rule (runs on the wrong side in red), the best run (diamond) and
-    the run whose registered model holds the ``champion`` alias (ring). Hover for run name,
-    params and data fingerprints; the dropdown switches between the experiment's metrics.
-    Clicking a point sets ``selected_run`` (observable) and offers the drift between that
-    run's training data profile and the latest run's. ``refresh()`` picks up new runs.
+    x is the run sequence (the dates when the runs span days); points are coloured by what
+    ran them (cell, job, sweep point, scheduled, retrain); lines join only the runs of one
+    cell or one schedule. Marks the threshold rule (the wrong side shaded), the best run
+    (diamond) and the run whose registered model holds the ``champion`` alias (ring),
+    both labelled where no point is. Hover for run name, params and data fingerprints; the
+    dropdown switches between the experiment's metrics. Clicking a point highlights it,
+    sets ``selected_run`` (observable) and offers the drift of one of that run's logged
+    inputs (the ``data`` dropdown) against the same data of the latest run.
+    ``slices=True`` adds one line per ``<metric>.slice.<group>`` (``mm.log_slices``).
+    ``refresh()`` picks up new runs.
 
     Loss-like metrics (loss, error, rmse, ...) count lower as better unless
     ``greater_is_better`` says otherwise.
@@ -36,10 +41,10 @@ class HistoryWidget(widgets.VBox):
 
     def __init__(self, experiment: str | None = None, metric: str = "f1", *, threshold: float | None = None,
                  greater_is_better: bool | None = None, alias: str = "champion",
-                 tracking_uri: str | None = None, max_points: int = charts.MAX_POINTS) -> None:
+                 tracking_uri: str | None = None, max_points: int = charts.MAX_POINTS, slices: bool = False) -> None:
         self._client = _runs.client(tracking_uri)
         self._experiment = _runs.experiment(self._client, locations.experiment_name(experiment))
-        self._greater, self._alias, self._max_points = greater_is_better, alias, max_points
+        self._greater, self._alias, self._max_points, self._slices = greater_is_better, alias, max_points, slices
         self.runs = pd.DataFrame()
         self._quiet = True
         self._summary = widgets.HTML()
@@ -47,12 +52,19 @@ class HistoryWidget(widgets.VBox):
         self._refresh_button = widgets.Button(description="refresh", icon="refresh",
                                               layout=widgets.Layout(width="100px"))
         self.chart = VegaChart(None)
-        self._details = widgets.HTML()
+        self._details = widgets.HTML(layout=widgets.Layout(flex="1 1 320px", min_width="0"))
+        self._data_box = widgets.Dropdown(description="data", disabled=True, options=[],
+                                          layout=widgets.Layout(width="auto", flex="0 0 auto"),
+                                          style={"description_width": "initial"},
+                                          tooltip="which of the selected run's logged inputs to compare")
         self._drift_button = widgets.Button(description="drift vs latest run", disabled=True,
-                                            tooltip="compare this run's training data with the latest run's")
+                                            layout=widgets.Layout(width="auto", flex="0 0 auto"),
+                                            tooltip="compare this data of the selected run with the latest run's")
         self._drift_slot = widgets.VBox()
-        super().__init__([self._summary, widgets.HBox([self._metric_box, self._refresh_button]), self.chart,
-                          widgets.HBox([self._drift_button, self._details]), self._drift_slot])
+        wrap = widgets.Layout(display="flex", flex_flow="row wrap", align_items="center", width="100%")
+        super().__init__([self._summary, widgets.HBox([self._metric_box, self._refresh_button], layout=wrap),
+                          self.chart, widgets.HBox([self._data_box, self._drift_button, self._details], layout=wrap),
+                          self._drift_slot])
         self.add_class("mlops-magics-history")
         self.experiment, self.metric, self.threshold = self._experiment.name, metric, threshold
         try:
@@ -125,7 +137,7 @@ class HistoryWidget(widgets.VBox):
         """The chart as shown (an Altair chart)."""
         return charts.metric_history(self.runs, self.metric, threshold=self.threshold,
                                      greater_is_better=self._greater, max_points=self._max_points,
-                                     selected=self.selected_run)
+                                     selected=self.selected_run, slices=self._slices)
 
     def _draw(self) -> None:
         with self.hold_sync():
@@ -143,6 +155,12 @@ class HistoryWidget(widgets.VBox):
     def _describe_selection(self) -> None:
         row = self._run_row(self.selected_run)
         self._drift_button.disabled = row is None
+        logged = row.get("inputs") if row is not None else None
+        inputs = list(logged) if isinstance(logged, (list, tuple)) else []
+        keep = self._data_box.value
+        self._data_box.options = inputs
+        self._data_box.value = keep if keep in inputs else (_training_first(inputs) if inputs else None)
+        self._data_box.disabled = len(inputs) < 2
         if row is None:
             self._details.value = f"<span style='color:{_GREY}'>Click a point to select its run.</span>"
             return
@@ -166,9 +184,10 @@ class HistoryWidget(widgets.VBox):
         runs = runs[runs["run_id"] != besides]
         return None if runs.empty else str(runs.sort_values("start_time").iloc[-1]["run_id"])
 
-    def drift_to_latest(self, run_id: str | None = None):
-        """A ``DriftWidget`` from ``run_id``'s (default: the selected run's) training-data
-        profile to the latest run's."""
+    def drift_to_latest(self, run_id: str | None = None, data: str | None = None):
+        """A ``DriftWidget`` from the profile of ``data`` (default: the one picked in the
+        ``data`` dropdown, else the run's first training input) logged by ``run_id``
+        (default: the selected run) to the same data of the latest run."""
         from ._drift_widget import DriftWidget
 
         reference = run_id or self.selected_run
@@ -177,7 +196,9 @@ class HistoryWidget(widgets.VBox):
         current = self.latest_run(besides=reference)
         if current is None:
             raise _runs.HistoryError("there is no other run to compare with")
-        name = _runs.common_profile(self._client, self.runs, reference, current)
+        if data is None and reference == self.selected_run:
+            data = self._data_box.value
+        name = data or _runs.common_profile(self._client, self.runs, reference, current)
         return DriftWidget(f"runs:/{reference}/{name}", f"runs:/{current}/{name}")
 
     def _show_drift(self) -> None:
@@ -202,6 +223,11 @@ class HistoryWidget(widgets.VBox):
         gib = self._greater if self._greater is not None else not charts.lower_is_better(self.metric)
         best = frame.loc[frame["value"].idxmax() if gib else frame["value"].idxmin()]
         return f"{head}; best {best['value']:.4g} ({best['run_name'] or best['run_id']})"
+
+
+def _training_first(names: list[str]) -> str:
+    """The input to compare by default: one whose name says train, else the first."""
+    return next((n for n in names if "train" in n.lower()), names[0])
 
 
 def _close_tree(widget) -> None:

@@ -7,98 +7,154 @@ The widgets draw with these, and reports, the demo or a user's own notebook can 
     charts.metric_history(mlflow.search_runs(), "f1", threshold=0.8)
 
 Every chart carries aggregates only (one row per feature, bucket or run), never raw rows,
-so specs stay small and far below Altair's 5,000-row limit.
+so specs stay small and far below Altair's 5,000-row limit. The metric history lives in
+``history_chart.py``; its public functions are re-exported here.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 
 import altair as alt
 import numpy as np
 import pandas as pd
 
 from ..monitoring._evaluate import P_VALUE_METHODS
+from .history_chart import (KIND_COLORS, KINDS, MAX_POINTS, RUN_PICK, history_frame, lower_is_better,
+                            mark_runs, metric_history, run_kinds, slice_history, thin_runs)
+
+__all__ = ["FEATURE_PICK", "KINDS", "KIND_COLORS", "MAX_POINTS", "RUN_PICK", "axis_title", "bucket_edges",
+           "distribution", "drift_scores", "drift_when", "history_frame", "in_effect", "lower_is_better",
+           "mark_runs", "metric_history", "run_kinds", "slice_history", "thin_runs"]
 
 DRIFTED, NOT_DRIFTED = "drifted", "not drifted"
 _RED, _GREEN, _GREY, _BLUE, _ORANGE = "#c62828", "#2e7d32", "#9e9e9e", "#1f77b4", "#ff7f0e"
 FEATURE_PICK = "feature_pick"
-RUN_PICK = "run_pick"
-MAX_POINTS = 1000  # above this many runs the history keeps the extremes per time slice
 _P_FLOOR = 1e-300
+
+# What each method's bar measures: the x-axis title, the tooltip and the widget's threshold line.
+UNITS = {"ks": "-log10 p (ks)", "chi2": "-log10 p (chi2)", "psi": "PSI", "kl": "KL divergence (nats)",
+         "js": "JS distance (base 2)", "wasserstein": "Wasserstein (scaled: W1 / reference std)"}
+_SCORE_NAMES = {"ks": "KS statistic D", "chi2": "chi2 statistic", "psi": "PSI", "kl": "KL (nats)",
+                "js": "JS distance", "wasserstein": "W1 / reference std"}
 
 
 # -- drift: per-feature scores ----------------------------------------------------------------------
 def drift_scores(table: pd.DataFrame, *, title: str | None = None, selected: str | None = None,
                  width: int = 420) -> alt.TopLevelMixin:
-    """Bars of each feature's drift against its method's threshold, most drifted first.
+    """Bars of each feature's drift against its method's threshold, one panel per method.
 
     ``table`` is ``DriftReport.table``. Distance methods (psi, kl, js, wasserstein) plot
-    the score with the rule at the threshold; test methods (ks, chi2) plot ``-log10 p``
-    with the rule at ``-log10 alpha``, so a longer bar always means more drift. Bars are
-    red when the feature drifted (by score, missing rate or schema), grey otherwise.
-    One panel per method. Clicking a bar selects the feature (selection ``feature_pick``).
+    the score with the dashed rule at the threshold; test methods (ks, chi2) plot
+    ``-log10 p`` (the adjusted p with a correction) with the rule at ``-log10 alpha``, so
+    a longer bar always means more drift. Each panel's x-axis title says what the bar is
+    and when it counts as drift (``-log10 p (ks): drift when p <= 0.05, past the rule at
+    1.3``), the same threshold the tooltip and the rule show. Bars are red when the feature
+    drifted (by score, missing rate or schema), grey otherwise. Features are ordered most
+    drifted first, or by importance when the table has an ``importance`` column (a
+    reference run that logged ``importance.<feature>``). Clicking a bar selects the feature
+    (selection ``feature_pick``).
     """
     data = _score_rows(table, selected)
     pick = alt.selection_point(name=FEATURE_PICK, fields=["feature"], on="click", clear="dblclick")
-    base = alt.Chart(data)
-    y = alt.Y("feature:N", sort=alt.EncodingSortField("evidence", order="descending"), title=None)
-    x = alt.X("evidence:Q", title=None, scale=alt.Scale(zero=True, nice=True))
-    bars = base.mark_bar(cursor="pointer", height={"band": 0.75}).encode(
-        y=y, x=x,
-        color=alt.Color("verdict:N", scale=alt.Scale(domain=[DRIFTED, NOT_DRIFTED], range=[_RED, _GREY]),
-                        legend=alt.Legend(title=None, orient="top")),
-        opacity=alt.condition(pick, alt.value(1.0), alt.value(0.35)),
-        stroke=alt.condition("datum.selected", alt.value("black"), alt.value(None)),
-        strokeWidth=alt.value(1.5),
-        tooltip=_score_tooltip(),
-    ).add_params(pick)
-    labels = base.mark_text(align="left", dx=3, fontSize=10, color="#333").encode(y=y, x=x, text="label:N")
-    rule = base.mark_rule(strokeDash=[5, 3], color="black").encode(x="mean(rule):Q")
-    layered = alt.layer(bars, labels, rule)
-    if data["panel"].nunique() > 1:
-        chart = layered.properties(width=width, height=alt.Step(18)).facet(
-            row=alt.Row("panel:N", title=None, header=alt.Header(labelOrient="top", labelAnchor="start",
-                                                                  labelFontWeight="bold")),
-        ).resolve_scale(x="independent", y="independent")
+    methods = list(dict.fromkeys(data["method"]))
+    ranked = "importance" in data and data["importance"].notna().any()
+    panels = [_score_panel(data[data["method"] == m], m, pick, width, ranked) for m in methods]
+    if not panels:
+        chart = _nothing_compared(width)
+    elif len(panels) == 1:
+        chart = panels[0]
     else:
-        axis = data["panel"].iloc[0] if len(data) else ""
-        chart = layered.properties(width=width, height=alt.Step(18))
-        chart = chart.encode(x=alt.X("evidence:Q", title=axis))  # the panel's name as the axis title
+        with warnings.catch_warnings():  # one selection across the panels: Altair merges it, and says so
+            warnings.filterwarnings("ignore", message="Automatically deduplicated selection parameter")
+            chart = alt.vconcat(*panels, spacing=14).resolve_scale(x="independent", y="independent")
     if title:
         chart = chart.properties(title=alt.TitleParams(title, anchor="start", fontSize=13))
     return chart
 
 
+def axis_title(method: str, threshold: float) -> str:
+    """What a panel's bar is and when it counts as drift."""
+    unit = UNITS.get(method, method)
+    if method in P_VALUE_METHODS:
+        return f"{unit}: drift when p <= {threshold:g}, past the rule at {_minus_log10(threshold):.3g}"
+    return f"{unit}: drift when >= {threshold:g}, past the rule"
+
+
+def in_effect(table: pd.DataFrame) -> list[tuple[str, float]]:
+    """``[(method, threshold), ...]`` of the methods a report used, in table order."""
+    t = table[table["method"].astype(str) != ""]
+    return list(dict.fromkeys(zip(t["method"].astype(str), t["threshold"].astype(float))))
+
+
+def drift_when(method: str, threshold: float) -> str:
+    """``p <= 0.05`` or ``PSI >= 0.1``: the rule in words, as the tooltip and the widget say it."""
+    if method in P_VALUE_METHODS:
+        return f"p <= {threshold:g}"
+    return f"{_SCORE_NAMES.get(method, method)} >= {threshold:g}"
+
+
+def _score_panel(d: pd.DataFrame, method: str, pick, width: int, ranked: bool) -> alt.LayerChart:
+    threshold = float(d["threshold"].iloc[0])
+    top = float(np.nanmax(np.concatenate([d["evidence"].to_numpy(float), d["rule"].to_numpy(float)])))
+    top = top if math.isfinite(top) and top > 0 else 1.0
+    sort = list(d["feature"]) if ranked else alt.EncodingSortField("evidence", order="descending")
+    y = alt.Y("feature:N", sort=sort, title="by importance" if ranked else None,
+              axis=alt.Axis(labelLimit=160, titleColor="#666", titleFontWeight="normal"))
+    x = alt.X("evidence:Q", title=axis_title(method, threshold),
+              scale=alt.Scale(domain=[0, top * 1.2], nice=False),  # room for the labels after the bars
+              axis=alt.Axis(titleFontWeight="bold", titleFontSize=11, labelFlush=True, tickCount=6))
+    base = alt.Chart(d)
+    bars = base.mark_bar(cursor="pointer", height={"band": 0.75}).encode(
+        y=y, x=x,
+        color=alt.Color("verdict:N", scale=alt.Scale(domain=[DRIFTED, NOT_DRIFTED], range=[_RED, _GREY]),
+                        legend=alt.Legend(title=None, orient="top")),
+        opacity=alt.when(pick).then(alt.value(1.0)).otherwise(alt.value(0.35)),
+        stroke=alt.when(pick, empty=False).then(alt.value("black"))
+        .when("datum.selected").then(alt.value("black")).otherwise(alt.value(None)),
+        strokeWidth=alt.value(1.5),
+        tooltip=_score_tooltip(method, ranked),
+    ).add_params(pick).properties(name=f"drift_bars_{method}")
+    labels = base.mark_text(align="left", dx=3, fontSize=10, color="#333").encode(y=y, x=x, text="label:N")
+    rule = base.mark_rule(strokeDash=[5, 3], color="black").encode(x="mean(rule):Q")
+    return alt.layer(bars, labels, rule).properties(width=width, height=alt.Step(18))
+
+
+def _nothing_compared(width: int) -> alt.Chart:
+    note = pd.DataFrame({"text": ["no feature compared: see the table's status column"]})
+    return alt.Chart(note).mark_text(color="#666", align="left").encode(
+        text="text:N", x=alt.value(0)).properties(width=width, height=20)
+
+
+def _minus_log10(p) -> np.ndarray | float:
+    return -np.log10(np.clip(np.asarray(p, dtype=float), _P_FLOOR, None))
+
+
 def _score_rows(table: pd.DataFrame, selected: str | None) -> pd.DataFrame:
     t = table[(table["method"].astype(str) != "") & np.isfinite(table["score"].astype(float))].copy()
-    test = t["method"].isin(P_VALUE_METHODS)
-    p = t["p_value"].astype(float).clip(lower=_P_FLOOR)
-    t["evidence"] = np.where(test, -np.log10(p), t["score"].astype(float))
-    t["rule"] = np.where(test, -np.log10(t["threshold"].astype(float).clip(lower=_P_FLOOR)),
-                         t["threshold"].astype(float))
-    t["panel"] = [_panel(m, th) for m, th in zip(t["method"], t["threshold"])]
+    test = t["method"].isin(P_VALUE_METHODS).to_numpy()
+    p = t["p_value"].astype(float)
+    if "p_adjusted" in t:  # a correction: the adjusted p is what the verdict used
+        adjusted = t["p_adjusted"].astype(float)
+        p = adjusted.where(np.isfinite(adjusted), p)
+    t["evidence"] = np.where(test, _minus_log10(p), t["score"].astype(float))
+    t["rule"] = np.where(test, _minus_log10(t["threshold"]), t["threshold"].astype(float))
     t["verdict"] = np.where(t["drifted"].astype(bool), DRIFTED, NOT_DRIFTED)
-    t["label"] = [_fmt(s) if m not in P_VALUE_METHODS else f"p={pv:.2g}"
-                  for s, m, pv in zip(t["score"], t["method"], t["p_value"])]
+    t["label"] = [f"p={pv:.2g}" if m in P_VALUE_METHODS else _fmt(float(s))
+                  for s, m, pv in zip(t["score"], t["method"], p)]
+    t["when"] = [drift_when(m, float(th)) for m, th in zip(t["method"], t["threshold"])]
     detail = t["detail"] if "detail" in t else pd.Series("", index=t.index)
     t["why"] = [_why(r, d, s) for r, d, s in zip(t["reason"], detail, t["status"])]
     t["selected"] = t["feature"] == selected if selected is not None else False
-    t["p"] = [f"{v:.3g}" if np.isfinite(v) else "" for v in t["p_value"].astype(float)]
+    t["p"] = [f"{v:.3g}" if np.isfinite(v) else "" for v in p]
     t["null_change"] = [_signed_percent(v) for v in t["null_rate_change"].astype(float)]
     t["unseen"] = [f"{v:.1%}" if np.isfinite(v) and v > 0 else "" for v in t["unseen_share"].astype(float)]
     keep = ["feature", "method", "score", "threshold", "p_value", "null_rate_change", "unseen_share",
-            "p", "null_change", "unseen", "evidence", "rule", "panel", "verdict", "label", "why", "selected"]
+            "importance", "p", "null_change", "unseen", "evidence", "rule", "when", "verdict", "label", "why",
+            "selected"]
     out = t[[c for c in keep if c in t]].reset_index(drop=True)
     return out.replace([np.inf, -np.inf], np.nan)
-
-
-def _panel(method: str, threshold: float) -> str:
-    if method in P_VALUE_METHODS:
-        return f"{method}: -log10 p (drift when p <= {threshold:g})"
-    unit = {"js": "JS distance, base 2", "wasserstein": "W1 / reference std", "kl": "KL, nats",
-            "psi": "PSI"}.get(method, method)
-    return f"{method}: {unit} (drift when >= {threshold:g})"
 
 
 def _why(reason, detail, status) -> str:
@@ -106,11 +162,17 @@ def _why(reason, detail, status) -> str:
     return "; ".join(parts)
 
 
-def _score_tooltip() -> list:
-    return [alt.Tooltip("feature:N"), alt.Tooltip("method:N"), alt.Tooltip("score:Q", format=".4~g"),
-            alt.Tooltip("threshold:Q", format="~g"), alt.Tooltip("p:N", title="p-value"),
-            alt.Tooltip("null_change:N", title="null-rate change"), alt.Tooltip("unseen:N", title="unseen share"),
-            alt.Tooltip("verdict:N"), alt.Tooltip("why:N")]
+def _score_tooltip(method: str, ranked: bool) -> list:
+    tips = [alt.Tooltip("feature:N"), alt.Tooltip("method:N"),
+            alt.Tooltip("score:Q", title=_SCORE_NAMES.get(method, "score"), format=".4~g")]
+    if method in P_VALUE_METHODS:
+        tips += [alt.Tooltip("p:N", title="p-value"), alt.Tooltip("evidence:Q", title="-log10 p", format=".3~g")]
+    tips.append(alt.Tooltip("when:N", title="drift when"))
+    if ranked:
+        tips.append(alt.Tooltip("importance:Q", format=".3~g"))
+    tips += [alt.Tooltip("null_change:N", title="null-rate change"), alt.Tooltip("unseen:N", title="unseen share"),
+             alt.Tooltip("verdict:N"), alt.Tooltip("why:N")]
+    return tips
 
 
 def _signed_percent(v: float) -> str:
@@ -188,188 +250,6 @@ def bucket_edges(hist: pd.DataFrame, edges) -> pd.DataFrame:
     out["lo"] = np.concatenate([[e[0] - pad], e[:-1], [e[-1]]])
     out["hi"] = np.concatenate([[e[0]], e[1:], [e[-1] + pad]])
     return out
-
-
-# -- metric history -----------------------------------------------------------------------------------
-def metric_history(runs: pd.DataFrame, metric: str, *, threshold: float | None = None,
-                   greater_is_better: bool | None = None, max_points: int = MAX_POINTS,
-                   selected: str | None = None, title: str | None = None,
-                   width: int = 560, height: int = 240) -> alt.TopLevelMixin:
-    """``metric`` of each run over start time, with the threshold rule, best run and champion.
-
-    ``runs``: one row per run, as ``mlflow.search_runs()`` returns (``run_id``,
-    ``start_time``, ``status``, ``metrics.<name>``, ``params.<name>``,
-    ``tags.mlflow.runName``) or as ``HistoryWidget`` loads it (adds ``run_name``,
-    ``kind``, ``params``, ``data`` and ``champion``). Runs below the threshold (above it
-    when lower is better) are red. With more than ``max_points`` runs the chart keeps the
-    highest and lowest run of each time slice plus the best, champion, selected and latest
-    runs, and says so. Clicking a point selects its run (selection ``run_pick``).
-    """
-    frame = history_frame(runs, metric)
-    gib = greater_is_better if greater_is_better is not None else not lower_is_better(metric)
-    frame = mark_runs(frame, threshold, gib, selected)
-    shown = thin_runs(frame, max_points)
-    layers = _history_layers(shown, metric, threshold, width)
-    chart = alt.layer(*layers).properties(width=width, height=height)
-    head = title or f"{metric} over {len(frame):,} runs"
-    note = _history_note(frame, metric, gib)
-    if len(shown) < len(frame):
-        note.append(f"showing {len(shown):,} of {len(frame):,} runs: the highest and lowest of each time slice, "
-                    "plus the best, champion and latest")
-    return chart.properties(title=alt.TitleParams(head, subtitle=note or alt.Undefined, anchor="start", fontSize=13))
-
-
-def lower_is_better(metric: str) -> bool:
-    """Loss-like metric names (loss, error, rmse, mae, mse, ...) are minimised."""
-    name = metric.lower()
-    return any(k in name for k in ("loss", "error", "rmse", "mse", "mae", "mape", "perplexity", "logloss"))
-
-
-def history_frame(runs: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """One row per run that has ``metric``: run_id, run_name, start_time, value, kind,
-    status, params, data, champion; from either frame layout ``metric_history`` takes."""
-    col = metric if metric in runs else f"metrics.{metric}"
-    if col not in runs or not len(runs):
-        empty = pd.DataFrame(columns=["run_id", "run_name", "value", "kind", "status", "params", "data", "champion"])
-        return empty.assign(start_time=pd.Series(dtype="datetime64[ns, UTC]"), value=pd.Series(dtype=float))
-    value = pd.to_numeric(runs[col], errors="coerce")
-    keep = value.notna() & np.isfinite(value.astype(float))
-    r = runs.loc[keep]
-    out = pd.DataFrame({"run_id": r["run_id"].astype(str), "value": value[keep].astype(float)})
-    out["start_time"] = _times(r["start_time"])
-    out["run_name"] = _column(r, ("run_name", "tags.mlflow.runName"), "")
-    out["kind"] = _column(r, ("kind", "tags.mlops.kind"), "run")
-    out["status"] = _column(r, ("status",), "FINISHED")
-    out["params"] = r["params"].astype(str) if "params" in r else _join_params(r)
-    out["data"] = _column(r, ("data",), "")
-    out["champion"] = _column(r, ("champion",), "")
-    return out.sort_values("start_time", kind="stable").reset_index(drop=True)
-
-
-def _times(s: pd.Series) -> pd.Series:
-    if pd.api.types.is_numeric_dtype(s):
-        return pd.to_datetime(s, unit="ms", utc=True)
-    return pd.to_datetime(s, utc=True)
-
-
-def _column(r: pd.DataFrame, names: tuple[str, ...], default: str) -> pd.Series:
-    for name in names:
-        if name in r:
-            return r[name].fillna(default).astype(str)
-    return pd.Series(default, index=r.index, dtype=object)
-
-
-def _join_params(r: pd.DataFrame, limit: int = 12) -> pd.Series:
-    cols = sorted(c for c in r.columns if c.startswith("params."))[:limit]
-    out = pd.Series("", index=r.index, dtype=object)
-    for c in cols:
-        name, v = c[len("params."):], r[c]
-        piece = (name + "=" + v.astype(str)).where(v.notna(), "")
-        out = out.str.cat(piece, sep=" ").str.strip()
-    return out
-
-
-def mark_runs(frame: pd.DataFrame, threshold: float | None, greater_is_better: bool,
-              selected: str | None = None) -> pd.DataFrame:
-    """Adds ``best`` (the argmax, argmin when lower is better), ``below`` (on the wrong
-    side of the threshold), ``state`` (the colour legend) and ``selected``."""
-    f = frame.copy()
-    f["best"] = False
-    if len(f):
-        f.loc[f["value"].idxmax() if greater_is_better else f["value"].idxmin(), "best"] = True
-    if threshold is None:
-        f["below"] = False
-    else:
-        f["below"] = f["value"] < threshold if greater_is_better else f["value"] > threshold
-    word = "below" if greater_is_better else "above"
-    state = np.where(f["status"] == "FAILED", "failed",
-                     np.where(f["below"], f"{word} threshold", f["kind"].astype(str)))
-    f["state"] = state
-    f["selected"] = f["run_id"] == selected if selected else False
-    return f
-
-
-def thin_runs(frame: pd.DataFrame, max_points: int = MAX_POINTS) -> pd.DataFrame:
-    """At most about ``max_points`` runs: the highest and lowest of each of
-    ``max_points // 2`` equal time slices, plus every best, champion, selected and the
-    latest run. Vectorised: 10,000 runs take milliseconds."""
-    n = len(frame)
-    if n <= max_points:
-        return frame
-    t = frame["start_time"].astype("int64").to_numpy()
-    slices = max(1, max_points // 2)
-    lo, hi = t.min(), t.max()
-    slot = np.minimum(((t - lo) / max(hi - lo, 1) * slices).astype(np.int64), slices - 1)
-    g = pd.DataFrame({"slot": slot, "value": frame["value"].to_numpy()}, index=frame.index)
-    keep = set(g.groupby("slot")["value"].idxmax()) | set(g.groupby("slot")["value"].idxmin())
-    notable = frame["best"] | frame["selected"] | (frame["champion"] != "")
-    keep |= set(frame.index[notable.to_numpy()]) | {frame.index[-1]}
-    return frame.loc[sorted(keep)]
-
-
-_ROW_FIELDS = ["run_id", "run_name", "start_time", "value", "state", "params", "data"]
-
-
-def _history_layers(f: pd.DataFrame, metric: str, threshold: float | None, width: int) -> list:
-    """Points for every run shown (only the fields the tooltip needs, times as epoch ms,
-    so 1,000 runs stay near 200 kB of spec); best, champion and selected runs as small
-    separate layers."""
-    rows = f[_ROW_FIELDS].copy()
-    rows["start_time"] = (f["start_time"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
-    pick = alt.selection_point(name=RUN_PICK, fields=["run_id"], on="click", clear="dblclick")
-    x = alt.X("start_time:T", title="run start")
-    y = alt.Y("value:Q", title=metric, scale=alt.Scale(zero=False))
-    tooltip = [alt.Tooltip("run_name:N", title="run"), alt.Tooltip("run_id:N"),
-               alt.Tooltip("value:Q", title=metric, format=".4~g"),
-               alt.Tooltip("start_time:T", title="started", format="%Y-%m-%d %H:%M:%S"),
-               alt.Tooltip("state:N"), alt.Tooltip("params:N"), alt.Tooltip("data:N", title="data fingerprint")]
-    states = sorted(rows["state"].unique()) if len(rows) else []
-    colors = [_RED if s.endswith("threshold") else _GREY if s == "failed" else
-              (_BLUE if s == "cell" else "#17becf" if s == "job" else "#6a51a3") for s in states]
-    base = alt.Chart(rows).encode(x=x, y=y)
-    line = base.mark_line(color="#bbb", strokeWidth=1)
-    points = base.mark_circle(size=60 if len(rows) <= 300 else 20, cursor="pointer").encode(
-        color=alt.Color("state:N", scale=alt.Scale(domain=states, range=colors),
-                        legend=alt.Legend(title=None, orient="top")),
-        opacity=alt.condition(pick, alt.value(0.95), alt.value(0.3)),
-        tooltip=tooltip,
-    ).add_params(pick)
-    layers = [line, points]
-    marks = rows.assign(champion=f["champion"].to_numpy())
-    best = alt.Chart(marks[f["best"].to_numpy()]).encode(x=x, y=y)
-    layers += [best.mark_point(shape="diamond", size=260, filled=True, color="#f2b01e", stroke="black",
-                               strokeWidth=1).encode(tooltip=tooltip),
-               best.mark_text(dy=-16, fontWeight="bold", fontSize=11).encode(text=alt.Text("value:Q", format=".4~g"))]
-    champ = marks[(f["champion"] != "").to_numpy()]
-    if len(champ):
-        c = alt.Chart(champ).encode(x=x, y=y)
-        layers += [c.mark_point(shape="circle", size=420, filled=False, color="#6a1b9a", strokeWidth=2.5)
-                   .encode(tooltip=[*tooltip, alt.Tooltip("champion:N")]),
-                   c.mark_text(dy=22, color="#6a1b9a", fontSize=11).encode(text="champion:N")]
-    chosen = marks[f["selected"].to_numpy()]
-    if len(chosen):
-        layers.append(alt.Chart(chosen).mark_point(size=180, filled=False, color="black", strokeWidth=2)
-                      .encode(x=x, y=y, tooltip=tooltip))
-    if threshold is not None and math.isfinite(threshold):
-        rule = alt.Chart(pd.DataFrame({"threshold": [threshold]}))
-        layers.append(rule.mark_rule(color=_RED, strokeDash=[6, 4]).encode(y="threshold:Q"))
-        layers.append(rule.mark_text(align="right", dy=-7, color=_RED, fontSize=11).encode(
-            y="threshold:Q", x=alt.value(width - 2), text=alt.value(f"threshold {threshold:g}")))
-    return layers
-
-
-def _history_note(f: pd.DataFrame, metric: str, gib: bool) -> list[str]:
-    if not len(f):
-        return [f"no run has {metric} yet"]
-    best = f.loc[f["best"]].iloc[0]
-    notes = [f"best {metric} {best['value']:.4g} ({best['run_name'] or best['run_id'][:8]})"]
-    champs = f.loc[f["champion"] != ""]
-    for _, c in champs.iterrows():
-        notes.append(f"{c['champion']}: {metric} {c['value']:.4g} ({c['run_name'] or c['run_id'][:8]})")
-    n_below = int(f["below"].sum())
-    if n_below:
-        notes.append(f"{n_below} run{'s' if n_below > 1 else ''} {'below' if gib else 'above'} the threshold")
-    return ["; ".join(notes)]
 
 
 def _round_sig(x: np.ndarray, digits: int) -> np.ndarray:
