@@ -83,7 +83,27 @@ def _delivery_processes(journal: Path) -> list[int]:
 
 def _deliverer(journal: Path, timeout: float = 120) -> deliverer.Deliverer:
     """The journal's delivery process, once it has said who it is."""
-    return _wait(lambda: (d := deliverer.who(journal)) is not None and d.pid and d, timeout, "a delivery process")
+    try:
+        return _wait(lambda: (d := deliverer.who(journal)) is not None and d.pid and d, timeout, "a delivery process")
+    except AssertionError:
+        raise AssertionError(f"timed out waiting for a delivery process; {_lock_holders(journal)}") from None
+
+
+def _lock_holders(journal: Path) -> str:
+    """Who holds the delivery lock (from /proc/locks), what the pid file says, the delivery log's tail."""
+    inode = os.stat(deliverer.lock_path(journal)).st_ino
+    holders = [line.split()[4] for line in Path("/proc/locks").read_text().splitlines()
+               if line.split()[5].endswith(f":{inode}")]
+    described = []
+    for pid in holders:
+        try:
+            described.append(f"{pid}: {Path(f'/proc/{pid}/cmdline').read_bytes().replace(bytes(1), b' ')[:150]!r}")
+        except OSError:
+            described.append(f"{pid}: gone")
+    info = deliverer.info_path(journal)
+    log = journal.parent / "deliver.log"
+    return (f"lock held by {described or 'nobody'}; pid file {info.read_text() if info.exists() else 'missing'}; "
+            f"log tail {log.read_text()[-600:] if log.exists() else ''!r}")
 
 
 def test_eight_kernels_on_a_fresh_sqlite_store_deliver_everything_through_one_process(tmp_path):
