@@ -126,17 +126,31 @@ def held(journal: str | os.PathLike) -> bool:
     return _taken(_open_lock(journal), fcntl.LOCK_SH)
 
 
+STARTING_GRACE_S = 1.0
+
+
 def who(journal: str | os.PathLike) -> Deliverer | None:
-    """The live delivery process of ``journal``, or None when nobody delivers."""
-    if not held(journal):
-        return None
-    try:
-        info = json.loads(info_path(journal).read_text())
-        if alive(int(info["pid"])):
-            return Deliverer(pid=int(info["pid"]), started=float(info["started"]))
-    except (OSError, ValueError, KeyError):
-        pass
-    return Deliverer(pid=0, started=time.time())  # starting: the lock is taken, the file not yet (re)written
+    """The live delivery process of ``journal``, or None when nobody delivers.
+
+    The lock taken while the pid file names a dead process is looked at again for up to
+    ``STARTING_GRACE_S``: a delivery process writes the file right after taking the lock, and
+    another process's look at the lock (``held``) takes it for an instant. Only a lock still
+    taken with no live owner named after that is "starting" (pid 0); a lock that comes free is
+    nobody, so the caller starts a delivery process.
+    """
+    deadline = time.monotonic() + STARTING_GRACE_S
+    while True:
+        if not held(journal):
+            return None
+        try:
+            info = json.loads(info_path(journal).read_text())
+            if alive(int(info["pid"])):
+                return Deliverer(pid=int(info["pid"]), started=float(info["started"]))
+        except (OSError, ValueError, KeyError):
+            pass
+        if time.monotonic() >= deadline:
+            return Deliverer(pid=0, started=time.time())  # starting: the lock is taken, the file not yet (re)written
+        time.sleep(0.05)
 
 
 def write_info(journal: str | os.PathLike) -> None:
