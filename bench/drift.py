@@ -15,11 +15,12 @@ Ratios are the anchor's time over ours. Never asserted in tests: machines are no
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+
+from _timing import best_of
 
 
 def frames(rows: int, features: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -30,15 +31,6 @@ def frames(rows: int, features: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     for name in names[: features // 3]:
         cur[name] = cur[name] * 1.1 + 0.2
     return ref, cur
-
-
-def best_of(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
 
 
 def scipy_loop(ref: pd.DataFrame, cur: pd.DataFrame) -> dict[str, tuple[float, float, float, float]]:

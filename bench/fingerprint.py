@@ -13,11 +13,12 @@ Never asserted in tests: these machines are shared and noisy.
 from __future__ import annotations
 
 import argparse
-import time
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+
+from _timing import best_of
 
 
 def frames(rows: int) -> dict[str, pd.DataFrame]:
@@ -34,15 +35,6 @@ def frames(rows: int) -> dict[str, pd.DataFrame]:
         f"mixed {rows:,} x 8, object strings": with_objects,
         f"mixed {rows:,} x 8, Arrow strings": with_arrow,
     }
-
-
-def best_of(fn: Callable[[], object], repeat: int) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def raw_xxh3(df: pd.DataFrame) -> Callable[[], object]:
@@ -69,14 +61,14 @@ def speed(repeat: int, rows: int) -> None:
     for name, df in frames(rows).items():
         size = df.memory_usage(deep=True).sum()
         mm.fingerprint(df.head(10))  # warm imports outside the clock
-        ours = best_of(lambda: mm.fingerprint(df), repeat)
+        ours, _ = best_of(lambda: mm.fingerprint(df), repeat)
         methods = [
             ("mm.fingerprint (every row)", ours),
-            ("pd.util.hash_pandas_object", best_of(lambda: pd.util.hash_pandas_object(df), repeat)),
-            ("MLflow digest (first 10k rows)", best_of(lambda: compute_pandas_digest(df), 1)),
+            ("pd.util.hash_pandas_object", best_of(lambda: pd.util.hash_pandas_object(df), repeat)[0]),
+            ("MLflow digest (first 10k rows)", best_of(lambda: compute_pandas_digest(df), 1)[0]),
         ]
         if "numeric" in name:
-            methods.append(("raw xxh3, no NaN check (ceiling)", best_of(raw_xxh3(df), repeat)))
+            methods.append(("raw xxh3, no NaN check (ceiling)", best_of(raw_xxh3(df), repeat)[0]))
         for method, seconds in methods:
             if method.startswith("mm."):
                 ratio = ""

@@ -21,12 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
+
+from _timing import fresh_python
 
 ANCHOR = """
 import json, sys, time
@@ -117,9 +117,7 @@ def timed(script: str, *args: str, repeat: int, env: dict | None = None, before=
     for _ in range(repeat):
         if before:
             before()
-        out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=env,
-                             check=True)
-        got = json.loads(out.stdout.strip().splitlines()[-1])
+        got = json.loads(fresh_python(script, *args, env=env))
         if best is None or got["call"] < best["call"]:
             best = got
     return best

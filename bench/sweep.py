@@ -24,6 +24,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from _timing import fresh_python
+
 HERE = Path(__file__).resolve().parent
 NOTEBOOK = HERE / "notebooks" / "sweep_small.ipynb"
 TARGET = 1.8
@@ -83,11 +85,7 @@ if __name__ == "__main__":
 
 
 def _run(code: str, args: list[str], env: dict[str, str], cwd: str) -> dict:
-    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, cwd=cwd,
-                         check=False)
-    if out.returncode != 0:
-        sys.exit(f"bench failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads(fresh_python(code, *args, env=env, cwd=cwd))
 
 
 def _plain_copy(folder: Path) -> Path:

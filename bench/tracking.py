@@ -10,15 +10,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
+from _timing import fresh_python
+
 
 def _fresh(code: str) -> float:
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
+    return float(fresh_python(code))
 
 
 def load_times(repeats: int) -> tuple[float, float]:

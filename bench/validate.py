@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+
+from _timing import best_of
 
 FLOATS, INTS, STRINGS = 10, 2, 3
 
@@ -91,15 +92,6 @@ def pandera_failures(schema, data: pd.DataFrame) -> set[tuple[str, str]]:
                 found.add((column, check.split(" ", 1)[1]))
         return found
     return set()
-
-
-def best_of(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, out
 
 
 def main() -> None:

@@ -130,6 +130,15 @@ def client(tracking_uri):
     return MlflowClient(tracking_uri=tracking_uri)
 
 
+@pytest.fixture(scope="module")
+def browser(lab):
+    """Headless Debian chromium through Playwright, for the module's JupyterLab ``lab`` (tests/lab.py)."""
+    from lab import chromium
+
+    with chromium() as launched:
+        yield launched
+
+
 class _Publisher:
     """Collects what the shell displays: a list of mimebundles."""
 
@@ -181,6 +190,35 @@ def invoke(*argv: str):
 def under_ci() -> bool:
     """True when CI=true (or 1/yes): there a missing dependency fails a test, never skips it."""
     return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def skip_or_fail(message: str) -> None:
+    """A missing dependency: the test fails under CI, elsewhere it skips saying what to install."""
+    if under_ci():
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def fresh_python(code: str, timeout: float = 120) -> str:
+    """Run ``code`` in a fresh interpreter of this environment: it must succeed; the last line it printed."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip().splitlines()[-1]
+
+
+def assert_once_across_reload(ip, ours) -> None:
+    """``ours()`` lists what the extension hooked into ``ip``: one, one after ``%reload_ext``,
+    none after ``%unload_ext``, one again after ``%load_ext``."""
+    assert len(ours()) == 1
+    ip.run_line_magic("reload_ext", "mlops_magics")
+    assert len(ours()) == 1
+    ip.run_line_magic("unload_ext", "mlops_magics")
+    assert ours() == []
+    ip.run_line_magic("load_ext", "mlops_magics")
+    assert len(ours()) == 1
 
 
 def one_line_error(result) -> str:

@@ -6,6 +6,7 @@ JupyterLab runs on 127.0.0.1 with a temporary root, settings and MLflow store; D
 through a later cell's output. Every request and websocket the page opens is recorded:
 all must go to 127.0.0.1. Screenshots are written under the test's tmp_path, or under
 $MLOPS_MAGICS_ARTIFACTS when set (CI can keep them); their paths are printed.
+The Lab, Page and browser are those of ``tests/lab.py``.
 
 Under CI=true a missing browser, Playwright or JupyterLab fails the tests; elsewhere it
 skips them with what to install.
@@ -13,113 +14,22 @@ skips them with what to install.
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import pytest
 
+from lab import Lab, Page, require_browser
+
 HERE = Path(__file__).parent
-CHROMIUM = os.environ.get("MLOPS_MAGICS_CHROMIUM", "/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
-LOCAL = {"127.0.0.1"}
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser, pytest.mark.timeout(300)]
 
 
-def _require():
-    """Playwright, JupyterLab and Chromium, or a skip (a failure under CI) naming the fix."""
-    missing = []
-    for module, pip in (("playwright", "playwright"), ("jupyterlab", "jupyterlab"), ("altair", "altair"),
-                        ("anywidget", "anywidget"), ("vl_convert", "vl-convert-python")):
-        try:
-            __import__(module)
-        except ImportError:
-            missing.append(f"pip install {pip}")
-    if not Path(CHROMIUM).exists():
-        missing.append("apt-get install chromium (Debian's package; Playwright's own browser download is not used)")
-    if missing:
-        message = "browser tests need: " + "; ".join(missing)
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
-
-
-# -- JupyterLab ------------------------------------------------------------------------------
-class Lab:
-    """A JupyterLab server process on 127.0.0.1 with everything under one temporary folder."""
-
-    def __init__(self, root: Path) -> None:
-        self.root, self.port, self.token = root, _free_port(), secrets.token_hex(16)
-        self.store = f"sqlite:///{root / 'mlflow.db'}"
-        self.log = root.parent / "jupyterlab.log"
-        config = root.parent / "jupyter-config"
-        config.mkdir()
-        quiet = root.parent / "lab-settings" / "@jupyterlab" / "apputils-extension"
-        quiet.mkdir(parents=True)  # no "get notified about Jupyter news?" toast over the page
-        (quiet / "notification.jupyterlab-settings").write_text(json.dumps(
-            {"fetchNews": "false", "checkForUpdates": False}))
-        (config / "jupyter_server_config.json").write_text(json.dumps({
-            "LabApp": {"news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate"}}))
-        self.env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config),
-                    "JUPYTER_DATA_DIR": str(root.parent / "jupyter-data"),
-                    "JUPYTER_RUNTIME_DIR": str(root.parent / "jupyter-runtime"),
-                    "JUPYTERLAB_SETTINGS_DIR": str(root.parent / "lab-settings"),
-                    "JUPYTERLAB_WORKSPACES_DIR": str(root.parent / "lab-workspaces"),
-                    "IPYTHONDIR": str(root.parent / "ipython"), "MLFLOW_TRACKING_URI": self.store,
-                    "MLOPS_MAGICS_HOME": str(root / ".mlops_magics"), "PYTHONUNBUFFERED": "1"}
-        self.env.pop("MLFLOW_EXPERIMENT_NAME", None)
-        self.proc: subprocess.Popen | None = None
-
-    def start(self, timeout: float = 90) -> None:
-        cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
-               f"--ServerApp.root_dir={self.root}", f"--IdentityProvider.token={self.token}",
-               "--ServerApp.port_retries=0", "--LabApp.expose_app_in_browser=True"]
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            cmd.append("--allow-root")
-        self.proc = subprocess.Popen(cmd, cwd=self.root, env=self.env, stdout=self.log.open("w"),
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited ({self.proc.returncode}):\n{self.log.read_text()[-3000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return
-            except OSError:
-                time.sleep(0.3)
-        raise RuntimeError(f"JupyterLab did not listen within {timeout}s:\n{self.log.read_text()[-3000:]}")
-
-    def url(self, notebook: str) -> str:
-        return f"http://127.0.0.1:{self.port}/lab/tree/{notebook}?token={self.token}&reset"
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()  # our own process (its own session: kernels go with it)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    _require()
+    require_browser()
     root = tmp_path_factory.mktemp("lab") / "root"
     root.mkdir()
     for nb in HERE.glob("notebooks/widgets_*.ipynb"):
@@ -146,103 +56,11 @@ def _history_runs(store: str, root: Path) -> None:
         os.chdir(here)
 
 
-# -- the browser -------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def browser(lab):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield chromium
-        chromium.close()
-
-
-class Page:
-    """One JupyterLab tab with every request and websocket recorded."""
-
-    def __init__(self, browser, lab: Lab) -> None:
-        self.context = browser.new_context(viewport={"width": 1200, "height": 1400})
-        self.requests: list[str] = []
-        self.sent: list[bytes] = []
-        self.received: list[bytes] = []
-        self.errors: list[str] = []
-        self.context.on("request", lambda r: self.requests.append(r.url))
-        self.page = self.context.new_page()
-        self.page.on("websocket", self._websocket)
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.lab = lab
-
-    def _websocket(self, ws) -> None:
-        self.requests.append(ws.url)
-        ws.on("framesent", lambda payload: self.sent.append(_bytes(payload)))
-        ws.on("framereceived", lambda payload: self.received.append(_bytes(payload)))
-
-    def open(self, notebook: str) -> None:
-        self.page.goto(self.lab.url(notebook))
-        self.page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-        self.page.wait_for_function("""() => {
-            const nb = window.jupyterapp?.shell.currentWidget;
-            return nb?.sessionContext?.session?.kernel?.status === "idle"; }""", timeout=60_000)
-
-    def run_all(self, timeout: float = 120_000) -> None:
-        self.page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-        self.wait_idle(timeout)
-
-    def run_cell(self, index: int, timeout: float = 60_000) -> str:
-        """Run cell ``index`` and return its output text."""
-        self.page.evaluate("""async (i) => {
-            const nb = window.jupyterapp.shell.currentWidget;
-            nb.content.activeCellIndex = i;
-            await window.jupyterapp.commands.execute('notebook:run-cell');
-        }""", index)
-        self.wait_idle(timeout)
-        return self.output(index)
-
-    def wait_idle(self, timeout: float) -> None:
-        self.page.wait_for_function("""() => {
-            const nb = window.jupyterapp.shell.currentWidget;
-            const busy = nb.content.widgets.some(
-                c => c.model.type === "code" && c.promptNode?.textContent.includes("*"));
-            return !busy && nb.sessionContext.session?.kernel?.status === "idle"; }""", timeout=timeout)
-
-    def output(self, index: int) -> str:
-        return self.page.evaluate("""(i) => {
-            const nb = window.jupyterapp.shell.currentWidget;
-            return nb.content.widgets[i].outputArea.node.innerText; }""", index)
-
-    def screenshot(self, path: Path, selector: str | None = None) -> Path:
-        keep = os.environ.get("MLOPS_MAGICS_ARTIFACTS")
-        if keep:
-            Path(keep).mkdir(parents=True, exist_ok=True)
-            path = Path(keep) / path.name
-        self.page.mouse.move(1, 1)  # no tooltip left over the chart
-        self.page.wait_for_timeout(200)
-        target = self.page.locator(selector).first if selector else self.page
-        target.screenshot(path=str(path))
-        print(f"screenshot: {path}")
-        return path
-
-    def hosts(self) -> set[str]:
-        return {urlsplit(u).hostname or urlsplit(u).scheme for u in self.requests}
-
-    def close(self) -> None:
-        self.context.close()
-
-
-def _bytes(payload) -> bytes:
-    return payload if isinstance(payload, bytes) else str(payload).encode()
-
-
 @pytest.fixture
 def tab(browser, lab):
     page = Page(browser, lab)
     yield page
     page.close()
-
-
-def _remote(hosts: set[str]) -> set[str]:
-    """Hosts other than this machine's loopback; blob: and data: URLs are in-page."""
-    return {h for h in hosts if h not in LOCAL and h not in ("blob", "data")}
 
 
 # -- the tests ------------------------------------------------------------------------------------
@@ -277,7 +95,7 @@ def test_drift_widget_renders_offline_and_a_click_shows_the_distribution(tab, tm
     assert magic.locator(".mark-rect.role-mark path").count() == 2  # --features age,city
     tab.screenshot(tmp_path / "charts-drift-notebook.png")
 
-    assert _remote(tab.hosts()) == set(), tab.requests
+    assert tab.remote_hosts() == set(), tab.requests
     # Four charts on the page, one copy of the chart library, sent once over the comm.
     asked = [f for f in tab.sent if b'"mlops-magics:bundle?"' in f]
     answers = [f for f in tab.received if b'"mlops-magics:bundle"' in f]
@@ -330,7 +148,7 @@ def test_history_widget_click_sets_selected_run_and_opens_drift(tab, tmp_path):
     assert "features drifted" in drift.inner_text() and "/X_train" in drift.inner_text()
     tab.screenshot(tmp_path / "charts-history-with-drift.png", ".mlops-magics-history")
 
-    assert _remote(tab.hosts()) == set(), tab.requests
+    assert tab.remote_hosts() == set(), tab.requests
     assert not tab.errors
 
 

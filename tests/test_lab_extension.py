@@ -4,7 +4,7 @@ JupyterLab runs on 127.0.0.1 with a token, a temporary root, journal folder and 
 store, the server extension enabled and the prebuilt lab extension (``make labext`` builds it
 into ``mlops_magics/labextension`` and links it into the environment). Debian's ``chromium``
 opens a notebook with a parameters cell and a ``%%track`` cell, in a browser whose time zone
-is not the server's. The Lab, Page and browser helpers are those of ``test_browser``.
+is not the server's. The Lab, Page and browser are those of ``tests/lab.py``.
 Screenshots go under the test's tmp_path, or $MLOPS_MAGICS_ARTIFACTS when set.
 """
 
@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from test_browser import CHROMIUM, FLAGS, Lab, Page, _remote, _require
+from conftest import skip_or_fail
+from lab import Lab, Page, require_browser
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -33,25 +34,21 @@ def _require_labextension() -> None:
 
     found = [p for p in jupyter_path("labextensions") if (Path(p) / "mlops-magics-labextension" / "package.json").exists()]
     if not found:
-        message = "the lab extension is not built and installed: run `make labext` (npm and JupyterLab's builder)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(message)
-        pytest.skip(message)
+        skip_or_fail("the lab extension is not built and installed: run `make labext` (npm and JupyterLab's builder)")
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    _require()
+    require_browser()
     _require_labextension()
     root = tmp_path_factory.mktemp("lablx") / "root"
     root.mkdir()
     shutil.copy(HERE / "notebooks" / "job_params.ipynb", root / NOTEBOOK)
     server = Lab(root)
     # the server extension as an installed package enables it, and %%track loaded at kernel start
-    config = root.parent / "jupyter-config" / "jupyter_server_config.json"
-    settings = json.loads(config.read_text())
+    settings = json.loads(server.config.read_text())
     settings.setdefault("ServerApp", {})["jpserver_extensions"] = {"mlops_magics": True}
-    config.write_text(json.dumps(settings))
+    server.config.write_text(json.dumps(settings))
     startup = root.parent / "ipython" / "profile_default" / "startup"
     startup.mkdir(parents=True)
     shutil.copy(STARTUP, startup / STARTUP.name)
@@ -83,31 +80,15 @@ def _wait_for_api(server: Lab, timeout: float = 60) -> None:
     raise AssertionError(f"the server extension did not answer {url}:\n{server.log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="module")
-def browser(lab):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
-        yield chromium
-        chromium.close()
-
-
 class ZonedPage(Page):
     """A Page whose browser lives in USER_ZONE, with the API calls it makes recorded."""
 
     def __init__(self, browser, lab: Lab) -> None:
-        self.context = browser.new_context(viewport={"width": 1400, "height": 1000}, timezone_id=USER_ZONE)
-        self.requests, self.sent, self.received, self.errors = [], [], [], []
         self.api_calls: list[str] = []
-        self.context.on("request", self._request)
-        self.page = self.context.new_page()
-        self.page.on("websocket", self._websocket)
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
-        self.lab = lab
+        super().__init__(browser, lab, viewport={"width": 1400, "height": 1000}, timezone_id=USER_ZONE)
 
     def _request(self, request) -> None:
-        self.requests.append(request.url)
+        super()._request(request)
         if "/mlops/api/" in request.url:
             self.api_calls.append(f"{request.method} {request.url.split('/mlops/api/')[1]}")
 
@@ -201,7 +182,7 @@ def test_schedule_dialog_checks_inline_then_the_schedule_is_listed(tab):
     row.locator(".mlops-Resume").click()
     row.locator(".mlops-Paused").wait_for(state="detached", timeout=15_000)
     tab.shot("lab-panel-schedule.png", "#mlops-panel")
-    assert _remote(tab.hosts()) == set(), tab.requests
+    assert tab.remote_hosts() == set(), tab.requests
     assert not tab.errors
 
 
@@ -263,5 +244,5 @@ def test_a_tracked_cell_gets_a_mark_with_its_last_run(tab):
     assert shown.startswith(name) and f"{value:.2f}"[:3] in shown, (shown, value)
     assert name in run.inner_text()
     tab.shot("lab-tracked-cell.png")
-    assert _remote(tab.hosts()) == set(), tab.requests
+    assert tab.remote_hosts() == set(), tab.requests
     assert not tab.errors

@@ -20,32 +20,6 @@ def run(argv, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=300, **kwargs)
 
 
-@pytest.mark.slow
-def test_wheel_installs_and_removes_the_ipython_startup_file(tmp_path):
-    # no isolation: the installed hatchling builds it, offline
-    built = run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--skip-dependency-check",
-                 "--outdir", tmp_path / "dist", ROOT])
-    assert built.returncode == 0, built.stderr
-    [wheel] = (tmp_path / "dist").glob("mlops_magics-*.whl")
-
-    venv = tmp_path / "venv"
-    made = run([sys.executable, "-m", "venv", venv])
-    assert made.returncode == 0, made.stderr
-    pip = venv / "bin" / "pip"
-    # --no-deps --no-index: this checks the wheel's own files and needs no network
-    installed = run([pip, "install", "--no-deps", "--no-index", "--disable-pip-version-check", wheel])
-    assert installed.returncode == 0, installed.stderr
-
-    startup = venv / "etc" / "ipython" / "startup" / "50-mlops_magics.py"
-    assert startup.read_text() == STARTUP.read_text()
-    assert (venv / "bin" / "mlops-magics").exists()
-
-    removed = run([pip, "uninstall", "-y", "--disable-pip-version-check", "mlops-magics"])
-    assert removed.returncode == 0, removed.stderr
-    assert not startup.exists()
-    assert not (venv / "bin" / "mlops-magics").exists()
-
-
 LABEXT = "share/jupyter/labextensions/mlops-magics-labextension"
 SERVER_CONFIG = "etc/jupyter/jupyter_server_config.d/mlops_magics.json"
 
@@ -55,11 +29,42 @@ def wheel(tmp_path_factory) -> Path:
     """The wheel as `python -m build` makes it; the lab extension is built by npm first if missing."""
     out = tmp_path_factory.mktemp("wheel")
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}  # jupyter, for the npm build
+    # no isolation: the installed hatchling builds it, offline
     built = run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--skip-dependency-check",
                  "--outdir", out, ROOT], env=env)
     assert built.returncode == 0, built.stderr[-3000:]
     [found] = out.glob("mlops_magics-*.whl")
     return found
+
+
+def _install(wheel: Path, venv: Path) -> Path:
+    """A fresh venv with the wheel pip-installed; its pip."""
+    made = run([sys.executable, "-m", "venv", venv])
+    assert made.returncode == 0, made.stderr
+    pip = venv / "bin" / "pip"
+    # --no-deps --no-index: this checks the wheel's own files and needs no network
+    installed = run([pip, "install", "--no-deps", "--no-index", "--disable-pip-version-check", wheel])
+    assert installed.returncode == 0, installed.stderr
+    return pip
+
+
+def _uninstall(pip: Path) -> None:
+    removed = run([pip, "uninstall", "-y", "--disable-pip-version-check", "mlops-magics"])
+    assert removed.returncode == 0, removed.stderr
+
+
+@pytest.mark.slow
+def test_wheel_installs_and_removes_the_ipython_startup_file(wheel, tmp_path):
+    venv = tmp_path / "venv"
+    pip = _install(wheel, venv)
+
+    startup = venv / "etc" / "ipython" / "startup" / "50-mlops_magics.py"
+    assert startup.read_text() == STARTUP.read_text()
+    assert (venv / "bin" / "mlops-magics").exists()
+
+    _uninstall(pip)
+    assert not startup.exists()
+    assert not (venv / "bin" / "mlops-magics").exists()
 
 
 @pytest.mark.slow
@@ -82,11 +87,7 @@ def test_wheel_carries_the_prebuilt_lab_extension_and_the_server_config(wheel):
 @pytest.mark.slow
 def test_wheel_installs_and_removes_the_lab_extension_and_the_server_config(wheel, tmp_path):
     venv = tmp_path / "venv"
-    made = run([sys.executable, "-m", "venv", venv])
-    assert made.returncode == 0, made.stderr
-    pip = venv / "bin" / "pip"
-    installed = run([pip, "install", "--no-deps", "--no-index", "--disable-pip-version-check", wheel])
-    assert installed.returncode == 0, installed.stderr
+    pip = _install(wheel, venv)
 
     lab = venv / LABEXT
     config = venv / SERVER_CONFIG
@@ -94,8 +95,7 @@ def test_wheel_installs_and_removes_the_lab_extension_and_the_server_config(whee
     assert list((lab / "static").glob("remoteEntry.*.js"))
     assert json.loads(config.read_text())["ServerApp"]["jpserver_extensions"] == {"mlops_magics": True}
 
-    removed = run([pip, "uninstall", "-y", "--disable-pip-version-check", "mlops-magics"])
-    assert removed.returncode == 0, removed.stderr
+    _uninstall(pip)
     assert not (lab / "package.json").exists() and not list(lab.glob("static/*"))
     assert not config.exists()
 

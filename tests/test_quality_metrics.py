@@ -7,14 +7,12 @@ here, independently."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import cell_runs, last_bundle, run
+from conftest import cell_runs, fresh_python, last_bundle, run
 
 SETUP = """
 import numpy as np, pandas as pd
@@ -403,6 +401,4 @@ def test_import_stays_light():
             "from mlops_magics.models import slices, importance, compare\n"
             "heavy += [m for m in ('mlflow', 'sklearn', 'altair') if m in sys.modules]\n"
             "print(heavy)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert fresh_python(code) == "[]"

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import invoke, one_line_error, under_ci
+from conftest import invoke, one_line_error, skip_or_fail
 from servers import Postgres, free_port, postgres_missing
 
 from mlops_magics import locations
@@ -35,9 +35,7 @@ def pg():
     """One cluster for the module; the role USER logs in with PASSWORD (trust for postgres only)."""
     missing = postgres_missing()
     if missing:
-        if under_ci():
-            pytest.fail(missing)
-        pytest.skip(missing)
+        skip_or_fail(missing)
     import psycopg
 
     server = Postgres().start()

@@ -6,7 +6,7 @@ import json
 import logging
 
 import pytest
-from conftest import cell_runs, last_bundle, run, under_ci
+from conftest import cell_runs, last_bundle, run, skip_or_fail
 from servers import MlflowServer, Postgres, postgres_missing
 
 ADMIN, PASSWORD = "admin", "Team-mode-S3cret-pass!"
@@ -16,9 +16,7 @@ ADMIN, PASSWORD = "admin", "Team-mode-S3cret-pass!"
 def team_server(tmp_path, monkeypatch):
     missing = postgres_missing()
     if missing:
-        if under_ci():
-            pytest.fail(missing)
-        pytest.skip(missing)
+        skip_or_fail(missing)
     pg = Postgres().start()
     auth = tmp_path / "auth.ini"
     auth.write_text(

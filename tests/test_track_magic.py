@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
-from conftest import cell_runs, last_bundle, run
+from conftest import assert_once_across_reload, cell_runs, fresh_python, last_bundle, run
 from IPython.core.error import UsageError
 
 TRAIN = """
@@ -279,12 +277,7 @@ def test_reload_and_unload_leave_no_doubled_callbacks(ip):
 
     assert len(ours()) == 1
     assert ip.extension_manager.load_extension("mlops_magics") == "already loaded"
-    ip.run_line_magic("reload_ext", "mlops_magics")
-    assert len(ours()) == 1
-    ip.run_line_magic("unload_ext", "mlops_magics")
-    assert ours() == []
-    ip.run_line_magic("load_ext", "mlops_magics")
-    assert len(ours()) == 1
+    assert_once_across_reload(ip, ours)
 
 
 def test_load_ext_does_not_import_mlflow():
@@ -293,9 +286,7 @@ def test_load_ext_does_not_import_mlflow():
             "ip.run_line_magic('load_ext', 'mlops_magics')\n"
             "heavy = [m for m in ('mlflow', 'pandas', 'sklearn', 'pyarrow', 'altair', 'ipywidgets') if m in sys.modules]\n"
             "print(heavy)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip().splitlines()[-1] == "[]"
+    assert fresh_python(code) == "[]"
 
 
 def test_check_metric_tags_an_alert_when_crossed(ip, client):

@@ -10,7 +10,7 @@ import warnings
 
 import nbformat
 import pytest
-from conftest import cell_runs, last_bundle, run
+from conftest import assert_once_across_reload, cell_runs, last_bundle, run
 from IPython.core.error import UsageError
 
 FIT = """
@@ -206,13 +206,7 @@ def test_reload_and_unload_add_and_remove_exactly_one_transformer(ip):
     def ours():
         return [t for t in ip.input_transformers_cleanup if getattr(t, "__name__", "") == "track_cell"]
 
-    assert len(ours()) == 1
-    ip.run_line_magic("reload_ext", "mlops_magics")
-    assert len(ours()) == 1
-    ip.run_line_magic("unload_ext", "mlops_magics")
-    assert ours() == []
-    ip.run_line_magic("load_ext", "mlops_magics")
-    assert len(ours()) == 1
+    assert_once_across_reload(ip, ours)
 
 
 def test_flush_reports_the_time_it_really_waited(ip, monkeypatch):
