@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .errors import NoActiveRunError
+
 if TYPE_CHECKING:
     from .tracking.session import ActiveRun, TrackingSession
 
@@ -27,6 +29,15 @@ def set_session(value: TrackingSession | None) -> None:
 
 def active_run() -> ActiveRun | None:
     return _active[-1] if _active else None
+
+
+def require_run(call: str, *, to: str = "log into") -> ActiveRun:
+    """The active run, or ``NoActiveRunError`` saying to make ``call`` inside a tracked cell or job."""
+    run = active_run()
+    if run is None:
+        raise NoActiveRunError(f"no run to {to}: call {call} inside a %%track cell "
+                               "(or a notebook run by `mlops-magics run`)")
+    return run
 
 
 def push(run: ActiveRun) -> None:

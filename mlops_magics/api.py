@@ -5,10 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from . import _current
-from .errors import NoActiveRunError
-
-_NO_RUN = ("no run to log into: call mm.{fn} inside a %%track cell "
-           "(or a notebook run by `mlops-magics run`)")
 
 
 def log_metric(key: str, value: float, step: int | None = None) -> None:
@@ -16,17 +12,13 @@ def log_metric(key: str, value: float, step: int | None = None) -> None:
 
     ``step`` defaults to one past the last step logged for ``key`` in this run.
     """
-    run = _current.active_run()
-    if run is None:
-        raise NoActiveRunError(_NO_RUN.format(fn="log_metric"))
+    run = _current.require_run("mm.log_metric")
     run.log_metric(key, value, step)
 
 
 def log_metrics(mapping: Mapping[str, float], step: int | None = None) -> None:
     """Log several metrics at once, all at ``step``."""
-    run = _current.active_run()
-    if run is None:
-        raise NoActiveRunError(_NO_RUN.format(fn="log_metrics"))
+    run = _current.require_run("mm.log_metrics")
     for key, value in mapping.items():
         run.log_metric(key, value, step)
 
@@ -37,9 +29,7 @@ def check_metric(name: str, min: float | None = None, max: float | None = None) 
     Checked when the tracked cell (or job) ends, against the value it recorded; a run
     that crosses a bound is tagged ``mlops.alert=metric`` with the reason.
     """
-    run = _current.active_run()
-    if run is None:
-        raise NoActiveRunError(_NO_RUN.format(fn="check_metric"))
+    run = _current.require_run("mm.check_metric")
     run.check_metric(name, min=min, max=max)
 
 

@@ -6,7 +6,9 @@ just works) and ``<root>/.mlops_magics/``, so every notebook, job, sweep and sch
 project shares one store and one journal whatever folder it runs from. The root is the
 nearest folder upwards holding ``.mlops_magics/`` or ``mlflow.db``, else the git work
 tree's root, else the working folder (see :func:`project`). Never the deprecated
-``./mlruns`` file store.
+``./mlruns`` file store; the default store's artifacts go to ``<root>/mlruns/<experiment id>``
+whatever folder creates an experiment (:func:`project_artifacts`). A relative
+``sqlite:///`` URI given by the user is made absolute where it is given (:func:`absolute_uri`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ SCHEDULES_URI_ENV = "MLOPS_MAGICS_SCHEDULES_URI"  # postgresql://...: schedules 
 
 
 STORE_FILE = "mlflow.db"  # the default store, at the project root
+ARTIFACTS_DIR = "mlruns"  # the default store's artifacts, beside it (MLflow's own default name)
 HOME_DIR = ".mlops_magics"  # the default journal folder, at the project root
 _GIT = ".git"  # a folder, or a file in a linked work tree or a submodule
 
@@ -98,14 +101,40 @@ def _mtimes(folders: tuple[str, ...]) -> tuple[int, ...]:
 
 def store_choice(explicit: str | None = None, given_by: str = "--tracking-uri") -> Choice:
     """The tracking URI and why: ``explicit`` (``given_by`` names where it came from), else
-    ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<project root>/mlflow.db``."""
+    ``$MLFLOW_TRACKING_URI``, else ``sqlite:///<project root>/mlflow.db``; a relative
+    ``sqlite:///`` path made absolute from the working folder."""
     if explicit:
-        return Choice(explicit, f"set by {given_by}")
+        return Choice(absolute_uri(explicit), f"set by {given_by}")
     env = os.environ.get(TRACKING_URI_ENV, "").strip()
     if env:
-        return Choice(env, f"${TRACKING_URI_ENV} is set")
+        return Choice(absolute_uri(env), f"${TRACKING_URI_ENV} is set")
     p = project()  # from os.getcwd(): a path without symlinks already
     return Choice("sqlite:///" + str(p.root / STORE_FILE), f"project root {p.root}: {p.reason}")
+
+
+def absolute_uri(uri: str) -> str:
+    """``uri`` with a relative ``sqlite:///`` path made absolute from the working folder: what it
+    means where it was given, also to a delivery process or job kernel working elsewhere.
+    Any other URI (absolute, in-memory, a server) as it is."""
+    if not uri.startswith("sqlite:///"):
+        return uri
+    path, sep, query = uri[len("sqlite:///"):].partition("?")
+    if not path or path == ":memory:" or os.path.isabs(path):
+        return uri
+    return "sqlite:///" + os.path.abspath(path) + sep + query
+
+
+def project_artifacts(uri: str) -> Path | None:
+    """Where the store at ``uri`` keeps its artifacts when it is a project's store: ``<F>/mlruns``
+    for ``sqlite:///<F>/mlflow.db`` (absolute), the default store or the same file named
+    explicitly; ``mlflow.db`` marks ``<F>`` as a project root (:func:`project`). Else None:
+    other stores keep MLflow's own default (``./mlruns`` of the process creating an experiment)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///"):].partition("?")[0]
+    if not os.path.isabs(path) or os.path.basename(path) != STORE_FILE:
+        return None
+    return Path(os.path.abspath(os.path.dirname(path))) / ARTIFACTS_DIR
 
 
 def tracking_uri(explicit: str | None = None) -> str:
@@ -118,10 +147,11 @@ def reading_client(uri: str, error: type[Exception], hint: str = "set MLFLOW_TRA
                    *, registry: bool = False):
     """An ``MlflowClient`` for reading what is there: a SQLite store that does not exist is
     ``error("no MLflow store at ...: hint")``, not a new empty database where the user stands."""
-    if uri.startswith("sqlite:///"):
-        store = Path(uri[len("sqlite:///"):].split("?", 1)[0])
-        if not store.is_file():
-            raise error(f"no MLflow store at {store}: {hint}")
+    from .sqlite_files import uri_file
+
+    store = uri_file(uri)
+    if store is not None and not store.is_file():
+        raise error(f"no MLflow store at {store}: {hint}")
     from mlflow import MlflowClient
 
     return MlflowClient(tracking_uri=uri, registry_uri=uri if registry else None)

@@ -177,15 +177,16 @@ def key_part(text: object) -> str:
     return part[:MAX_KEY_PART]
 
 
-def distinct_keys(keys: list[str]) -> list[str]:
-    """``keys`` with repeats told apart (``_2``, ``_3``...): two values may sanitise alike."""
+def distinct_keys(keys: list[str], sep: str = "_") -> list[str]:
+    """``keys`` with repeats told apart (``_2``, ``_3``...): two values may sanitise alike
+    (two columns may have one label: ``sep="."`` gives ``.2``, ``.3``...)."""
     seen: set[str] = set()
     out = []
     for key in keys:
         candidate, n = key, 1
         while candidate in seen:
             n += 1
-            candidate = f"{key}_{n}"
+            candidate = f"{key}{sep}{n}"
         seen.add(candidate)
         out.append(candidate)
     return out

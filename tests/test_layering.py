@@ -13,7 +13,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "mlops_magics"
 
 # Shared facts at the top level: they import only each other.
-SHARED = {"errors", "naming", "locations", "secrets", "processes", "_current", "display", "api"}
+SHARED = {"errors", "naming", "locations", "secrets", "processes", "sqlite_files", "_current", "display", "api"}
 LIBRARY = ("fingerprints", "journal", "store_read", "monitoring", "models", "tracking", "runner", "schedules")
 PRESENTATION = ("widgets", "magics", "cli", "jupyter", "demo")
 

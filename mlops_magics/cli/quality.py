@@ -23,7 +23,7 @@ def validate_command(current: str, reference: str, tolerance: float | None, fail
 
     CURRENT is a CSV, TSV or Parquet file. REFERENCE is one too, or a profile .json,
     runs:/<run_id>/<data name> (the profile a tracked run logged; store:
-    $MLFLOW_TRACKING_URI, else ./mlflow.db), or a contract .yaml (--save-contract writes one).
+    $MLFLOW_TRACKING_URI, else mlflow.db at the project root), or a contract .yaml (--save-contract writes one).
     """
     from ..errors import MlopsError
     from ..monitoring.validate import validate

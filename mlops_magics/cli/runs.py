@@ -19,7 +19,7 @@ _MAX_METRICS = 4
 @click.option("-n", "count", type=click.IntRange(min=1), default=10, show_default=True,
               help="How many runs to show, newest first.")
 @click.option("--tracking-uri", metavar="URI",
-              help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db here).")
+              help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else mlflow.db at the project root).")
 def runs(experiment: str | None, count: int, tracking_uri: str | None) -> None:
     """List the most recent tracked runs (cells and jobs) of an experiment."""
     from .. import locations
@@ -67,7 +67,7 @@ def demo(output_dir: str, ui_url: str | None) -> None:
 
 @click.command()
 @click.option("--tracking-uri", metavar="URI",
-              help="Store to show (default: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db here).")
+              help="Store to show (default: $MLFLOW_TRACKING_URI, else mlflow.db at the project root).")
 @click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
 @click.option("--experiment", "-e", metavar="NAME",
               help="Experiment to open (default: $MLFLOW_EXPERIMENT_NAME or Default).")
@@ -92,6 +92,9 @@ def ui(tracking_uri: str | None, port: int, experiment: str | None) -> None:
     exe = str(beside) if beside.exists() else shutil.which("mlflow")
     argv = ([exe] if exe else [sys.executable, "-m", "mlflow"])
     argv += ["ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
+    artifacts = locations.project_artifacts(uri)
+    if artifacts is not None:  # experiments made in the UI keep their artifacts beside mlflow.db too
+        argv += ["--default-artifact-root", str(artifacts)]
     where = experiment_view.url(f"http://127.0.0.1:{port}", experiment_id)
     what = f"runs of {name!r}" if experiment_id is not None else f"no experiment {name!r} yet"
     click.echo(f"MLflow UI for {locations.display_uri(uri)}, {what}: {where} (Ctrl-C stops it)")

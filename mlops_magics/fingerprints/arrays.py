@@ -20,8 +20,7 @@ def array_parts(arr: np.ndarray, kind: str, nested: NestedHook) -> Parts:
     masked = isinstance(arr, np.ma.MaskedArray)
     family = "numpy.ma.MaskedArray" if masked else "numpy.ndarray"
     parts = Parts(kind, family, tuple(arr.shape), schema, (dtype_name(dt), arr.shape[1:]))
-    digest, parts.nbytes = masked_column(arr, nested) if masked else array_column(arr, nested)
-    parts.digests.append(digest)
+    parts.add_columns([masked_column(arr, nested) if masked else array_column(arr, nested)])
     return parts
 
 

@@ -8,6 +8,7 @@ slicing or dictionary layout. Imported only when pyarrow data is met.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -16,8 +17,7 @@ import pyarrow.compute as pc
 
 from mlops_magics.fingerprints.core import Column, Parts, canonical, run_tasks
 from mlops_magics.fingerprints.values import (
-    Encoder,
-    Unsupported,
+    encoded_column,
     feed_strings,
     is_null_like,
 )
@@ -28,8 +28,7 @@ _FLOATS = {2: np.float16, 4: np.float32, 8: np.float64}
 def array_parts(obj: Any, kind: str) -> Parts:
     """Parts of a pyarrow Array or ChunkedArray (one digest for both)."""
     parts = Parts(kind, "pyarrow.Array", (len(obj),), (("", str(obj.type)),), str(obj.type))
-    digest, parts.nbytes = chunked_column(obj)
-    parts.digests.append(digest)
+    parts.add_columns([chunked_column(obj)])
     return parts
 
 
@@ -38,7 +37,7 @@ def table_parts(obj: Any, kind: str) -> Parts:
     schema = tuple((f.name, str(f.type)) for f in obj.schema)
     parts = Parts(kind, "pyarrow.Table", (obj.num_rows, obj.num_columns), schema, schema)
     tasks = [lambda i=i: chunked_column(obj.column(i)) for i in range(obj.num_columns)]
-    _collect(parts, run_tasks(tasks, obj.get_total_buffer_size()))
+    parts.add_columns(run_tasks(tasks, obj.get_total_buffer_size()))
     return parts
 
 
@@ -50,7 +49,7 @@ def polars_parts(obj: Any, kind: str) -> Parts:
     schema = tuple((s.name, str(s.dtype)) for s in series)
     parts = Parts(kind, kind, tuple(obj.shape), schema, schema)
     tasks = [lambda s=s: _polars_column(s) for s in series]
-    _collect(parts, run_tasks(tasks, int(obj.estimated_size())))
+    parts.add_columns(run_tasks(tasks, int(obj.estimated_size())))
     return parts
 
 
@@ -60,14 +59,8 @@ def _polars_column(s: Any) -> tuple[bytes, int]:
     try:
         arr = s.to_arrow()
     except Exception:  # Object columns have no Arrow form
-        return _python_column(s.len(), [s.to_list()])
+        return encoded_column("python", s.len(), s.to_list())
     return chunked_column(arr)
-
-
-def _collect(parts: Parts, results: list[tuple[bytes, int]]) -> None:
-    for digest, nbytes in results:
-        parts.digests.append(digest)
-        parts.nbytes += nbytes
 
 
 def chunked_column(ca: Any) -> tuple[bytes, int]:
@@ -96,7 +89,7 @@ def chunked_column(ca: Any) -> tuple[bytes, int]:
         hashed = _nested(chunks, n, t)
         if hashed is not None:
             return hashed
-    return _python_column(n, (c.to_pylist() for c in chunks))
+    return encoded_column("python", n, chain.from_iterable(c.to_pylist() for c in chunks))
 
 
 def _is_binary_like(t: Any) -> bool:
@@ -204,22 +197,6 @@ def _nested(chunks: list[Any], n: int, t: Any) -> tuple[bytes, int] | None:
     types = [t.field(i).type for i in range(t.num_fields)] if struct else [t.value_type]
     for i, child_type in enumerate(types):
         col.child(chunked_column(pa.chunked_array([c[i] for c in children], type=child_type)))
-    return col.result()
-
-
-def _python_column(n: int, pieces: Iterable[list]) -> tuple[bytes, int]:
-    col = Column("python", n, "v")
-    enc = Encoder(sink=col)
-    row = 0
-    for piece in pieces:
-        for item in piece:
-            try:
-                enc.write(item)
-            except Unsupported as exc:
-                exc.path.insert(0, f"[{row}]")
-                raise
-            row += 1
-    enc.drain()
     return col.result()
 
 

@@ -58,6 +58,12 @@ class Parts:
     digests: list[bytes] = field(default_factory=list)  # column or stream digests, in order
     nbytes: int = 0
 
+    def add_columns(self, results: Sequence[tuple[bytes, int]]) -> None:
+        """Append the digests of hashed columns (``(digest, bytes hashed)`` each), in order."""
+        for digest, nbytes in results:
+            self.digests.append(digest)
+            self.nbytes += nbytes
+
 
 def finish(parts: Parts, encode: Callable[[Any], bytes]) -> tuple[str, str | None]:
     """Return ``(digest, schema_digest)`` of the parts."""

@@ -52,7 +52,7 @@ def frame_parts(df: pd.DataFrame, nested: NestedHook) -> Parts:
         tuple((name, dtype_str(dtype)) for name, _, dtype in levels),
     )
     parts = Parts(pandas_kind(df), "pandas.DataFrame", tuple(df.shape), schema, structure)
-    _collect(parts, _frame_columns(df, columns, levels, nested))
+    parts.add_columns(_frame_columns(df, columns, levels, nested))
     return parts
 
 
@@ -87,7 +87,7 @@ def series_parts(s: pd.Series, nested: NestedHook) -> Parts:
     parts = Parts(pandas_kind(s), "pandas.Series", (len(s),), ((_label(s.name), dtype),), structure)
     tasks = [_task(values, d, nested, "index") for _, values, d in levels]
     tasks.append(_task(s.array, s.dtype, nested, ""))
-    _collect(parts, run_tasks(tasks, _weight(s.array)))
+    parts.add_columns(run_tasks(tasks, _weight(s.array)))
     return parts
 
 
@@ -97,7 +97,7 @@ def index_parts(idx: pd.Index, nested: NestedHook) -> Parts:
     schema = tuple((_label(name), dtype_str(d)) for name, _, d in levels)
     structure = ("index", tuple((name, dtype_str(d)) for name, _, d in levels))
     parts = Parts(pandas_kind(idx), family, (len(idx),), schema, structure)
-    _collect(parts, run_tasks([_task(values, d, nested, "") for _, values, d in levels], 0))
+    parts.add_columns(run_tasks([_task(values, d, nested, "") for _, values, d in levels], 0))
     return parts
 
 
@@ -113,12 +113,6 @@ def dtype_str(dtype: Any) -> str:
 
 def _label(name: Any) -> str:
     return "" if name is None else str(name)
-
-
-def _collect(parts: Parts, results: list[tuple[bytes, int]]) -> None:
-    for digest, nbytes in results:
-        parts.digests.append(digest)
-        parts.nbytes += nbytes
 
 
 def _weight(values: Any) -> int:

@@ -19,7 +19,7 @@ import pathlib
 import struct
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -95,25 +95,31 @@ class Encoder:
         raw = text.encode("utf-8", "surrogatepass")
         self.buf += tag + u64(len(raw)) + raw
 
-    def _container(self, obj: Any, tag: bytes, items: Any) -> None:
+    def write_items(self, items: Iterable[tuple[Any, Any]]) -> None:
+        """Write the values of ``(key, value)`` pairs in order; an error's path names ``[key]``."""
+        for key, value in items:
+            try:
+                self.write(value)
+            except Unsupported as exc:
+                exc.path.insert(0, f"[{key}]")
+                raise
+
+    def _enter(self, obj: Any) -> None:
+        """Mark container ``obj`` open while it is written: met again inside itself, it is a cycle."""
         if id(obj) in self._open:
             raise Cycle(obj)
         self._open.add(id(obj))
+
+    def _container(self, obj: Any, tag: bytes, items: Any) -> None:
+        self._enter(obj)
         try:
             self.buf += tag + u64(len(obj))
-            for key, value in items:
-                try:
-                    self.write(value)
-                except Unsupported as exc:
-                    exc.path.insert(0, f"[{key}]")
-                    raise
+            self.write_items(items)
         finally:
             self._open.discard(id(obj))
 
     def _sorted(self, obj: Any, tag: bytes, pairs: bool) -> None:
-        if id(obj) in self._open:
-            raise Cycle(obj)
-        self._open.add(id(obj))
+        self._enter(obj)
         try:
             entries = []
             for item in obj.items() if pairs else obj:
@@ -271,14 +277,14 @@ def object_column(values: np.ndarray, nested: NestedHook | None) -> tuple[bytes,
     hashed = string_column(values, tag="object-str", null_tags=True)
     if hashed is not None:
         return hashed
-    col = Column("object", len(values), "v")
+    return encoded_column("object", len(values), values.tolist(), nested)
+
+
+def encoded_column(tag: str, n: int, items: Iterable[Any], nested: NestedHook | None = None) -> tuple[bytes, int]:
+    """Digest of a column of ``n`` values encoded one by one (stream ``v``); an error names the row."""
+    col = Column(tag, n, "v")
     enc = Encoder(nested, sink=col)
-    for i, item in enumerate(values.tolist()):
-        try:
-            enc.write(item)
-        except Unsupported as exc:
-            exc.path.insert(0, f"[{i}]")
-            raise
+    enc.write_items(enumerate(items))
     enc.drain()
     return col.result()
 

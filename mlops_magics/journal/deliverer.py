@@ -196,8 +196,12 @@ def ensure(journal: str | os.PathLike, uris: list[str] = ()) -> bool:
             _SPAWNED.remove(child)
     if held(journal):
         return False
+    from ..locations import TRACKING_URI_ENV, absolute_uri
+
     # MLflow prints each run's URL, credentials included, to stdout: deliver.log is stdout.
     env = {**os.environ, URIS_ENV: "\n".join(uris), "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+    if env.get(TRACKING_URI_ENV, "").strip():  # a relative sqlite:/// path: the starter's folder, as its records say
+        env[TRACKING_URI_ENV] = absolute_uri(env[TRACKING_URI_ENV].strip())
     log = Path(journal).with_name("deliver.log")
     fd = os.open(log, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o600)
     try:

@@ -365,12 +365,9 @@ class ProcessDelivery(Delivery):
         if self.last_error():
             timeout = min(timeout, 1.0)
         left = self.flush(timeout) if timeout > 0 and self.pending(everyone=False) else self.pending(everyone=False)
-        with self._cond:
-            self._stopping = True
-        self._mark.release()
+        self.stop()
         return left
 
     def stop(self, wait: float = 5.0) -> None:
-        with self._cond:
-            self._stopping = True
+        super().stop(wait)  # no thread of ours to join, no delivery lock to hand back
         self._mark.release()

@@ -1,7 +1,8 @@
 """Applies run records to MLflow. The only module that imports mlflow for writing.
 
 Every call goes through ``MlflowClient`` with an explicit tracking URI: the user's
-own ``mlflow`` global state (active run, tracking URI) is never touched.
+own ``mlflow`` global state (active run, tracking URI) is never touched. Besides the
+journal's records, :class:`Registry` holds the registry actions ``promote`` takes at once.
 """
 
 from __future__ import annotations
@@ -85,9 +86,7 @@ class MlflowWriter:
             exp = self.client.get_experiment_by_name(name)
             if exp is None:
                 try:
-                    # Tagged for the MLflow UI's model-training view (not its GenAI view).
-                    self._experiments[name] = self.client.create_experiment(
-                        name, tags={naming.MLFLOW_EXPERIMENT_KIND: naming.EXPERIMENT_KIND_MODEL_TRAINING})
+                    self._experiments[name] = self._create_experiment(name)
                     return self._experiments[name]
                 except MlflowException:  # created meanwhile by another process
                     exp = self.client.get_experiment_by_name(name)
@@ -97,6 +96,17 @@ class MlflowWriter:
                 raise PermanentError(f"experiment {name!r} is deleted; restore it or pick another name")
             self._experiments[name] = exp.experiment_id
         return self._experiments[name]
+
+    def _create_experiment(self, name: str) -> str:
+        """A new experiment, tagged for the MLflow UI's model-training view (not its GenAI view);
+        in a project's store with its artifacts beside the store (:func:`project_store`)."""
+        tags = {naming.MLFLOW_EXPERIMENT_KIND: naming.EXPERIMENT_KIND_MODEL_TRAINING}
+        store = project_store(self.uri)
+        if store is None:
+            return self.client.create_experiment(name, tags=tags)
+        from mlflow.entities import ExperimentTag
+
+        return store.create_experiment(name, tags=[ExperimentTag(k, v) for k, v in tags.items()])
 
     def _start(self, op: Op, replay: bool) -> list[tuple[Op, str]]:
         key = op["key"]
@@ -199,6 +209,72 @@ class MlflowWriter:
 
     def _end(self, op: Op) -> None:
         self.client.set_terminated(self.run_id(op["key"]), status=op["status"], end_time=op["end_ms"])
+
+
+class Registry:
+    """The model registry actions of ``promote``, taken at once (they answer the user now, not
+    through the journal's delivery): a registered model, a version, an alias, the run's tags."""
+
+    def __init__(self, uri: str) -> None:
+        from mlflow import MlflowClient
+
+        self.client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+    def ensure_model(self, name: str) -> None:
+        """The registered model ``name``, created if new; :class:`PermanentError` if MLflow refuses."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self.client.create_registered_model(name)
+        except MlflowException as exc:
+            if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
+                raise PermanentError(str(exc)) from None
+
+    def create_version(self, name: str, source: str, run_id: str, tags: dict[str, str], model_id: str | None) -> str:
+        """A new version of ``name`` from ``source`` (a run's or a logged model's files); its number."""
+        # MLflow's SQL registry resolves a models:/ source through the process-wide tracking URI.
+        from mlflow.tracking._tracking_service.utils import _use_tracking_uri
+
+        with _use_tracking_uri(self.client.tracking_uri):
+            mv = self.client.create_model_version(name, source, run_id=run_id, tags=tags, model_id=model_id)
+        return str(mv.version)
+
+    def set_alias(self, name: str, alias: str, version: str) -> None:
+        self.client.set_registered_model_alias(name, alias, version)
+
+    def tag_run(self, run_id: str, tags: dict[str, str]) -> None:
+        """``tags`` on the run, written now (the one write to a run that bypasses the journal)."""
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()], synchronous=True)
+
+
+def project_store(uri: str):
+    """A project's default store (``locations.project_artifacts``) opened with its artifact root
+    beside it, ``<root>/mlruns``, else None. MLflow's own default, ``./mlruns``, is taken from
+    the working folder of whichever process creates the store (its Default experiment) or an
+    experiment; through this store they are ``<root>/mlruns/<experiment id>`` from any folder.
+    Creates and migrates the store if needed. Cheap once open: MLflow shares one engine per URI."""
+    from ..locations import project_artifacts
+
+    root = project_artifacts(uri)
+    if root is None:
+        return None
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    return SqlAlchemyStore(uri, str(root))
+
+
+def open_store(uri: str) -> None:
+    """Open the store at ``uri`` once: a new SQLite store is created and migrated, an old one
+    verified; a project's store with its artifacts beside it (:func:`project_store`)."""
+    store = project_store(uri)
+    if store is None:
+        from mlflow import MlflowClient
+
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+        return
+    store.search_experiments(max_results=1)
 
 
 # MLflow's codes for "the request itself is invalid": a retry cannot fix it. Only believed

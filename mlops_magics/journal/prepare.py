@@ -16,28 +16,21 @@ import fcntl
 import os
 import re
 import sqlite3
-from pathlib import Path
+
+from ..sqlite_files import connect_read_only, uri_file
 
 
 class StoreNotReady(Exception):
     """The store cannot take records as it is; the message says what to do (one line)."""
 
 
-def sqlite_file(uri: str) -> Path | None:
-    """The file of a ``sqlite:///`` tracking URI, else None."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    path = uri[len("sqlite:///"):].split("?", 1)[0]
-    return Path(path) if path and path != ":memory:" else None
-
-
 def diagnose(uri: str) -> str | None:
     """What is wrong with a SQLite store that a migration cannot fix by itself, or None."""
-    path = sqlite_file(uri)
+    path = uri_file(uri)
     if path is None or not path.is_file():
         return None
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
+        db = connect_read_only(path, timeout=5.0)
         try:
             tables = [r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         finally:
@@ -55,7 +48,7 @@ def _explain(uri: str, exc: Exception) -> str:
     """MLflow's multi-line refusal of a store, as one line naming the file and the way out."""
     from ..errors import one_line
 
-    path, text = sqlite_file(uri), str(exc)
+    path, text = uri_file(uri), str(exc)
     found = re.search(r"found version (\S+), but expected (\S+?)\)", text)
     if found:
         return (f"MLflow store {path} has schema {found.group(1)}, this MLflow needs {found.group(2)}: "
@@ -72,7 +65,7 @@ def prepare(uri: str) -> None:
 
     Other stores (a server, PostgreSQL) are prepared by whoever runs them.
     """
-    path = sqlite_file(uri)
+    path = uri_file(uri)  # an in-memory store needs no preparing
     if path is None:
         return
     problem = diagnose(uri)
@@ -82,10 +75,10 @@ def prepare(uri: str) -> None:
     fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)  # waits while another process migrates: seconds at most
-        from mlflow import MlflowClient
+        from .mlflow_writer import open_store
 
         try:
-            MlflowClient(tracking_uri=uri).search_experiments(max_results=1)  # creates, migrates, verifies
+            open_store(uri)  # creates (a project's store with its artifacts beside it), migrates, verifies
         except Exception as exc:
             raise StoreNotReady(diagnose(uri) or _explain(uri, exc)) from None
     finally:

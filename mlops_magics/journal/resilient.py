@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..locations import private_dir, private_file
+from .. import sqlite_files
 from . import faults
 
 log = logging.getLogger("mlops_magics")
@@ -38,7 +38,7 @@ class ResilientFile:
 
     def __init__(self, path: str | os.PathLike, schema: str) -> None:
         self.path, self._schema = Path(path), schema
-        self._local = threading.local()
+        self._local = sqlite_files.PerThread()  # conn, and the inode it opened (ino)
         self._guard = threading.RLock()
         self._held: list[tuple] = []  # arguments of writes the file refused, oldest first
         self._fault: str | None = None  # why writes are held, while they are
@@ -56,44 +56,24 @@ class ResilientFile:
     def _conn(self) -> sqlite3.Connection:
         """This thread's connection; a new one when the file was replaced (moved aside)."""
         ino = _inode(self.path)
-        db = getattr(self._local, "db", None)
+        db = self._local.conn
         if db is not None and ino is not None and self._local.ino == ino:
             return db
         self._drop_conn()
         return self._open()
 
     def _open(self) -> sqlite3.Connection:
-        private_dir(self.path.parent)  # 0700 even when it existed
-        if not self.path.exists():
-            # Create it 0600 before SQLite does. Only when new: closing any descriptor of a
-            # database file drops every POSIX lock this process holds on it, including
-            # those of open SQLite connections ("disk I/O error" follows).
-            try:
-                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600))
-            except FileExistsError:
-                pass
-        private_file(self.path)  # 0600 with its -wal/-shm
+        sqlite_files.make_private(self.path)  # 0600 before SQLite creates it, its folder 0700
         self._local.tried = _inode(self.path)
-        db = sqlite3.connect(self.path, timeout=BUSY_MS / 1000, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")  # durable across a process crash
-            db.execute(f"PRAGMA busy_timeout={BUSY_MS}")
-            db.executescript(self._schema)
-        except BaseException:
-            db.close()
-            raise
-        self._local.db, self._local.ino = db, self._local.tried
+        db = sqlite_files.connect(self.path, busy_ms=BUSY_MS, schema=self._schema)
+        self._local.conn, self._local.ino = db, self._local.tried
         return db
 
     def _drop_conn(self) -> None:
-        db = getattr(self._local, "db", None)
-        self._local.db = None
-        if db is not None:
-            try:
-                db.close()
-            except sqlite3.Error:
-                pass
+        try:
+            self._local.close()
+        except sqlite3.Error:
+            pass
 
     def close(self) -> None:
         self._drop_conn()
@@ -128,15 +108,8 @@ class ResilientFile:
             if now is not None and failed is not None and now != failed:
                 return  # another thread or process set it aside already: use the new file
             aside = faults.move_aside(self.path)
-            db = self._conn()
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with sqlite_files.write_transaction(self._conn()) as db:
                 saved = faults.salvage(aside, db)
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
             self._notice = (f"mlops-magics: the journal {self.path} was corrupt: moved it to {aside.name} "
                             f"and saved the {saved} readable records waiting for MLflow in a new {self.path.name}")
             log.info(self._notice)

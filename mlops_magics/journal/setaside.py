@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass
 
 from ..locations import uri_without_credentials
+from ..sqlite_files import write_transaction
 
 
 def describe(op_text: str) -> str:
@@ -77,9 +78,7 @@ class SetAside:
     def retry_rejected(self, owner: str, uri: str | None = None) -> int:
         """Put set-aside records back in line (after what waits already), oldest first;
         returns how many. Records from a version that did not keep their content stay."""
-        db = self._conn()
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self._conn()) as db:
             sql, args = "SELECT id, uri, op FROM rejected", ()
             if uri is not None:
                 sql, args = sql + " WHERE uri = ?", (uri_without_credentials(uri),)
@@ -96,29 +95,17 @@ class SetAside:
                            (u, json.dumps(ops, separators=(",", ":")), len(ops), owner, time.time()))
                 db.executemany("DELETE FROM rejected WHERE id = ?", [(rid,) for rid, _ in items])
                 moved += len(ops)
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
         return moved
 
     def drop(self, uri: str) -> tuple[int, int]:
         """Discard everything meant for ``uri``: (pending records, set-aside records) dropped."""
         uri = uri_without_credentials(uri)
-        db = self._conn()
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self._conn()) as db:
             pending = int(db.execute("SELECT COALESCE(SUM(n_ops - done), 0) FROM batches WHERE uri = ?",
                                      (uri,)).fetchone()[0])
             rejected = int(db.execute("SELECT COUNT(*) FROM rejected WHERE uri = ?", (uri,)).fetchone()[0])
             for table in ("batches", "rejected", "open_runs", "leases", "wakeups"):
                 db.execute(f"DELETE FROM {table} WHERE uri = ?", (uri,))
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                db.execute("ROLLBACK")
-            raise
         return pending, rejected
 
     def known_uris(self) -> list[str]:

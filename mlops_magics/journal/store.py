@@ -20,6 +20,7 @@ from .. import naming
 from ..locations import uri_without_credentials
 from ..processes import alive
 from ..secrets import mask_text
+from ..sqlite_files import write_transaction
 from . import records
 from .records import Op
 from .resilient import ResilientFile
@@ -135,9 +136,7 @@ class Journal(ResilientFile, SetAside):
         return self._keep(journal_uri(uri), ops, owner)
 
     def _commit(self, uri: str, ops: list[Op], owner: str) -> int:
-        db = self._conn()
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(self._conn()) as db:  # a full disk's own rollback keeps its error
             cur = db.execute(
                 "INSERT INTO batches (uri, ops, n_ops, owner, created) VALUES (?, ?, ?, ?, ?)",
                 (uri, json.dumps(ops, separators=(",", ":")), len(ops), owner, time.time()))
@@ -149,11 +148,6 @@ class Journal(ResilientFile, SetAside):
                     db.execute("DELETE FROM open_runs WHERE uri = ? AND key = ?", (uri, op["key"]))
                 elif op["op"] == records.LOG and op.get("metrics"):
                     _keep_latest(db, uri, op["key"], op["metrics"])
-            db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:  # SQLite rolls back by itself on a full disk: keep that error
-                db.execute("ROLLBACK")
-            raise
         return int(cur.lastrowid)
 
     def prune_latest_metrics(self) -> None:
@@ -251,9 +245,3 @@ class Journal(ResilientFile, SetAside):
         """Open runs whose owning process is gone: (key, kind)."""
         rows = self._conn().execute("SELECT key, owner, kind FROM open_runs WHERE uri = ?", (journal_uri(uri),))
         return [(key, kind) for key, owner, kind in rows.fetchall() if not owner_alive(owner)]
-
-    def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None

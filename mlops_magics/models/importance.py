@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _current, naming
-from ..errors import MlopsError, NoActiveRunError, one_line
+from ..errors import MlopsError, one_line
 
 COLUMNS = ["feature", "importance", "std", "metric"]
 
@@ -31,10 +31,7 @@ def log_importance(model, X, y, *, n_repeats: int = 5, scoring: object = None, r
     ``scoring``: as scikit-learn takes it (default: the model's own ``score``). Use held-out
     data: importance on the training rows tells what the model memorised.
     """
-    run = _current.active_run()
-    if run is None:
-        raise NoActiveRunError("no run to log into: call mm.log_importance inside a %%track cell "
-                               "(or a notebook run by `mlops-magics run`)")
+    run = _current.require_run("mm.log_importance")
     table = importance_table(model, X, y, n_repeats=n_repeats, scoring=scoring, random_state=random_state,
                              n_jobs=n_jobs)
     for row in table.itertuples(index=False):

@@ -8,6 +8,11 @@ registered model; the alias (``champion``) moves to it only when its metric beat
 holder's, or nobody holds the alias. Checks and comparison are written on the run as
 ``mlops.promotion*`` tags. The registry needs a database-backed store: the default
 ``sqlite:///mlflow.db`` is one.
+
+Everything read (the run, its metrics and tags, its logged model, the alias holder and its
+metric, versions registered before) comes through :mod:`mlops_magics.store_read`; the writes
+(the registered model, its version, the alias, the run's tags) through the journal's
+``mlflow_writer.Registry``.
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ import html
 import math
 from dataclasses import dataclass, field
 
-from .. import locations, naming
+from .. import naming
 from ..errors import did_you_mean, first_line
+from ..journal.mlflow_writer import PermanentError, Registry
+from ..store_read import NoRun, ReadError, Store, own_metrics
 from . import checks as gate
 from .save import ModelError, model_paths
 
@@ -76,39 +83,49 @@ def promote(run_id: str, model: str, *, metric: str = "f1", alias: str = "champi
     (``mlops.promotion=promoted|kept|refused`` with both values). A run without a logged
     model, or without the metric, is a :class:`ModelError`.
     """
-    uri = locations.tracking_uri(tracking_uri)
-    client = locations.reading_client(uri, ModelError, registry=True)
-    run = _get_run(client, run_id, uri)
+    store = _store(tracking_uri)
+    run = _get_run(store, run_id)
     value = _metric(run, metric)
-    source, model_id, location = _model_source(client, run)
-    holder = _holder(client, model, alias)
-    checks = _checks(client, uri, run, metric, value, greater_is_better, source, location, holder, model, alias)
+    source, model_id, location = _model_source(store, run)
+    holder = store.alias_holder(model, alias)
+    checks = _checks(store, run, metric, value, greater_is_better, source, location, holder, model, alias)
+    registry = Registry(store.uri)
     failed = [c for c in checks if c.failed]
     if failed and not force:
         why = f"refused: {gate.summary(checks)}; `promote --force` (force=True) overrides"
-        _record_refusal(client, run_id, model, alias, metric, value, checks, why)
+        registry.tag_run(run_id, _refusal_tags(model, alias, metric, value, checks, why))
         raise PromotionRefused(why, checks)
-    version = _register(client, model, run_id, source, model_id, metric, value)
-    holder_value = _metric_or_none(client, holder.run_id, metric) if holder is not None else None
+    version = _register(registry, store, model, run_id, source, model_id, metric, value)
+    holder_value = _metric_or_none(store, holder.run_id, metric) if holder is not None else None
     promoted, why = _verdict(value, holder, holder_value, version, greater_is_better)
     if promoted:
-        client.set_registered_model_alias(model, alias, version)
+        registry.set_alias(model, alias, version)
     sign = ">" if greater_is_better else "<"
     reason = _reason(model, version, alias, metric, value, holder, holder_value, promoted, why, sign)
     result = Promotion(run_id, model, version, alias, metric, value, greater_is_better, promoted,
                        str(holder.version) if holder is not None else None, holder.run_id if holder is not None else None,
                        holder_value, reason, checks=checks, forced=bool(failed))
-    _record(client, result)
+    registry.tag_run(run_id, _result_tags(result))
     return result
 
 
-def _checks(client, uri, run, metric, value, greater_is_better, source, location, holder, model, alias) -> list:
+def _store(tracking_uri: str | None) -> Store:
+    """The store's reads; a SQLite store that does not exist is a :class:`ModelError`."""
+    try:
+        return Store(tracking_uri, hint="set MLFLOW_TRACKING_URI or run inside the project that holds mlflow.db")
+    except ReadError as exc:
+        raise ModelError(str(exc)) from None
+
+
+def _checks(store: Store, run, metric, value, greater_is_better, source, location, holder, model, alias) -> list:
     """Baseline, fresh-process load, signature against the alias holder."""
+    uri = store.uri
     held = f"'{alias}' (version {holder.version} of '{model}')" if holder is not None else None
     theirs = None
     if holder is not None:
         try:
-            theirs = gate.signature_of(client.get_model_version_download_uri(model, holder.version), uri)
+            where = store.model_version_uri(model, holder.version)
+            theirs = gate.signature_of(where, uri) if where else None
         except Exception:
             theirs = None
     return [gate.baseline(run, metric, value, greater_is_better),
@@ -120,99 +137,79 @@ def _check_tags(checks: list) -> dict[str, str]:
     return {naming.promotion_check(c.name): naming.clip(c.tag_value(), naming.MAX_TAG_VAL_LENGTH) for c in checks}
 
 
-def _record_refusal(client, run_id, model, alias, metric, value, checks, why) -> None:
-    from mlflow.entities import RunTag
-
-    tags = {naming.PROMOTION: naming.PROMOTION_REFUSED, naming.PROMOTION_MODEL: model,
+def _refusal_tags(model, alias, metric, value, checks, why) -> dict[str, str]:
+    return {naming.PROMOTION: naming.PROMOTION_REFUSED, naming.PROMOTION_MODEL: model,
             naming.PROMOTION_ALIAS: alias, naming.PROMOTION_METRIC: metric, naming.PROMOTION_VALUE: repr(value),
             naming.PROMOTION_REASON: naming.clip(why, naming.MAX_TAG_VAL_LENGTH), **_check_tags(checks)}
-    client.log_batch(run_id, tags=[RunTag(k, v) for k, v in tags.items()], synchronous=True)
 
 
-def _get_run(client, run_id: str, uri: str):
-    from mlflow.exceptions import MlflowException
-
+def _get_run(store: Store, run_id: str):
     try:
-        return client.get_run(run_id)
-    except MlflowException as exc:
-        if getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-            raise ModelError(f"no run {run_id!r} at {locations.display_uri(uri)}") from None
+        return store.get_run(run_id)
+    except NoRun:
+        raise ModelError(f"no run {run_id!r} at {store.shown}") from None
+    except ReadError as exc:
         raise ModelError(f"MLflow could not read run {run_id}: {first_line(exc)}") from None
 
 
 def _metric(run, metric: str) -> float:
-    value = run.data.metrics.get(metric)
-    if value is None or not math.isfinite(value):
-        own = sorted(k for k in run.data.metrics if not k.startswith(naming.SYSTEM_PREFIX))
-        raise ModelError(f"run {run.info.run_id} has no metric {metric!r}.{did_you_mean(metric, own)}"
+    value = _finite(run.metrics.get(metric))
+    if value is None:
+        own = own_metrics(run.metrics)
+        raise ModelError(f"run {run.run_id} has no metric {metric!r}.{did_you_mean(metric, own)}"
                          f" Its metrics: {', '.join(own) or 'none'}; choose one with --metric")
-    return float(value)
+    return value
 
 
-def _metric_or_none(client, run_id: str | None, metric: str) -> float | None:
+def _metric_or_none(store: Store, run_id: str | None, metric: str) -> float | None:
     if not run_id:
         return None
     try:
-        value = client.get_run(run_id).data.metrics.get(metric)
+        return _finite(store.get_run(run_id).metrics.get(metric))
     except Exception:
         return None
+
+
+def _finite(value) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
 
-def _model_source(client, run) -> tuple[str, str | None, str]:
+def _model_source(store: Store, run) -> tuple[str, str | None, str]:
     """``(source URI, model id or None, artifact location)`` of the run's model: the newest
     logged model named in ``mlops.model`` (else ``model``); for a run from before logged
     models, the run's artifacts at that path when they hold an MLmodel."""
-    from ..journal.logged_models import find
-
-    candidates = model_paths(run.data.tags) or [naming.ARTIFACT_MODEL]
+    candidates = model_paths(run.tags) or [naming.ARTIFACT_MODEL]
     for path in reversed(candidates):
-        try:
-            logged = find(client, run, path)
-        except Exception:
-            logged = None
+        logged = _or_none(store.logged_model, run, path)
         if logged is not None:
             return f"models:/{logged.model_id}", logged.model_id, logged.artifact_location
-        try:
-            names = {a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(run.info.run_id, path)}
-        except Exception:
-            names = set()
+        names = {p.rsplit("/", 1)[-1] for p in _or_none(store.list_artifacts, run.run_id, path) or []}
         if "MLmodel" in names:
-            uri = f"runs:/{run.info.run_id}/{path}"
+            uri = f"runs:/{run.run_id}/{path}"
             return uri, None, uri
-    raise ModelError(f"run {run.info.run_id} has no logged model: log one with %%track --log-model VAR "
+    raise ModelError(f"run {run.run_id} has no logged model: log one with %%track --log-model VAR "
                      "or mm.log_model(model) (and let MLflow take it: mm.flush())")
 
 
-def _register(client, model: str, run_id: str, source: str, model_id: str | None, metric: str,
+def _or_none(read, *args):
+    """``read(*args)``, or None when the store cannot answer (a model found no way is no model)."""
+    try:
+        return read(*args)
+    except Exception:
+        return None
+
+
+def _register(registry: Registry, store: Store, model: str, run_id: str, source: str, model_id: str | None, metric: str,
               value: float) -> str:
     """The model version for this run (registered now, or the one an earlier promote made)."""
-    from mlflow.exceptions import MlflowException
-
     try:
-        client.create_registered_model(model)
-    except MlflowException as exc:
-        if getattr(exc, "error_code", "") != "RESOURCE_ALREADY_EXISTS":
-            raise ModelError(f"MLflow could not create registered model {model!r}: {first_line(exc)}") from None
-    for mv in client.search_model_versions(f"name = '{_quote(model)}' and run_id = '{run_id}'"):
+        registry.ensure_model(model)
+    except PermanentError as exc:
+        raise ModelError(f"MLflow could not create registered model {model!r}: {first_line(exc)}") from None
+    for mv in store.model_versions(model, run_id):
         if mv.source == source:
-            return str(mv.version)
-    # MLflow's SQL registry resolves a models:/ source through the process-wide tracking URI.
-    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
-
-    with _use_tracking_uri(client.tracking_uri):
-        mv = client.create_model_version(model, source, run_id=run_id, tags={metric: repr(value)},
-                                         model_id=model_id)
-    return str(mv.version)
-
-
-def _holder(client, model: str, alias: str):
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version_by_alias(model, alias)
-    except MlflowException:
-        return None
+            return mv.version
+    return registry.create_version(model, source, run_id, {metric: repr(value)}, model_id)
 
 
 def _verdict(value, holder, holder_value, version, greater_is_better) -> tuple[bool, str]:
@@ -241,10 +238,8 @@ def _reason(model, version, alias, metric, value, holder, holder_value, promoted
             f"'{alias}' stays on version {holder.version}")
 
 
-def _record(client, p: Promotion) -> None:
-    """The comparison, on the run (this is a registry action: no journal, the answer is needed now)."""
-    from mlflow.entities import RunTag
-
+def _result_tags(p: Promotion) -> dict[str, str]:
+    """The comparison, as the run's tags."""
     tags = {naming.PROMOTION: naming.PROMOTION_PROMOTED if p.promoted else naming.PROMOTION_KEPT,
             naming.PROMOTION_MODEL: p.model, naming.PROMOTION_VERSION: p.version, naming.PROMOTION_ALIAS: p.alias,
             naming.PROMOTION_METRIC: p.metric, naming.PROMOTION_VALUE: repr(p.value),
@@ -253,8 +248,4 @@ def _record(client, p: Promotion) -> None:
             naming.PROMOTION_REASON: naming.clip(p.reason, naming.MAX_TAG_VAL_LENGTH), **_check_tags(p.checks)}
     if p.forced:
         tags[naming.PROMOTION_FORCED] = naming.clip(f"true: {gate.summary(p.checks)}", naming.MAX_TAG_VAL_LENGTH)
-    client.log_batch(p.run_id, tags=[RunTag(k, v) for k, v in tags.items()], synchronous=True)
-
-
-def _quote(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("'", "\\'")
+    return tags

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import _current, locations, naming
-from ..errors import MlopsError, NoActiveRunError, one_line
+from ..errors import MlopsError, one_line
 from ..journal.logged_models import META_SUFFIX, meta_path, read_meta  # noqa: F401  (the sidecar's format)
 
 EXAMPLE_ROWS = 5
@@ -199,9 +199,9 @@ def saved_since(key: str, paths: list[str], since_s: float) -> list[str]:
 def _job_run(run):
     """The job's own active run when ``run`` records into a notebook job, else None."""
     session = _current.session()
-    if session is None or session.job_key is None or session.job_key != run.key:
+    if session is None or session.job is None or session.job.key != run.key:
         return None
-    return getattr(session, "_job_run", None)
+    return session.job.run
 
 
 def model_paths(tags: dict[str, str]) -> list[str]:
@@ -225,10 +225,7 @@ def log_model(obj: object, name: str | None = None, *, eval: object = None,
     ``baseline.r2`` for a regressor. ``promote`` refuses a model that does not beat its
     baseline. Without ``input_example``, the first rows of ``X`` are the example.
     """
-    run = _current.active_run()
-    if run is None:
-        raise NoActiveRunError("no run to log the model into: call mm.log_model inside a %%track cell "
-                               "(or a notebook run by `mlops-magics run`)")
+    run = _current.require_run("mm.log_model", to="log the model into")
     check_model(obj)
     path = artifact_path(name)
     evaluation = eval_data = None

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _current, naming
-from ..errors import NoActiveRunError, first_line
+from ..errors import first_line
 from . import scoring
 
 MIN_ROWS = 10
@@ -84,10 +84,7 @@ def log_slices(y_true, y_pred, groups, *, metric: str = "f1", min_rows: int = MI
     the binary metric (positive: ``pos_label``, default the larger label), more the macro
     average. Groups with fewer than ``min_rows`` rows or one class are not scored.
     """
-    run = _current.active_run()
-    if run is None:
-        raise NoActiveRunError("no run to log into: call mm.log_slices inside a %%track cell "
-                               "(or a notebook run by `mlops-magics run`)")
+    run = _current.require_run("mm.log_slices")
     report = slice_report(y_true, y_pred, groups, metric=metric, min_rows=min_rows, pos_label=pos_label)
     for row in report.table.itertuples(index=False):
         if not math.isnan(row.value):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .. import naming
 from ..errors import MlopsError
 from ._dist import Dist
 
@@ -28,21 +29,27 @@ class DataError(MlopsError, TypeError):
 
 
 @dataclass(eq=False)
-class RawColumn:
-    """One column's content: ``dist`` for numbers, ``counts`` (value -> count) for categories."""
+class ColumnCounts:
+    """What a column is and how full: a loaded column and a column's profile both start so."""
 
     name: str
     kind: str
     dtype: str
     rows: int
     missing: int
-    dist: Dist | None = None
-    counts: pd.Series | None = None  # index: category as str, sorted by count, descending
-    note: str = ""
 
     @property
     def count(self) -> int:
         return self.rows - self.missing
+
+
+@dataclass(eq=False)
+class RawColumn(ColumnCounts):
+    """One column's content: ``dist`` for numbers, ``counts`` (value -> count) for categories."""
+
+    dist: Dist | None = None
+    counts: pd.Series | None = None  # index: category as str, sorted by count, descending
+    note: str = ""
 
 
 def columns(obj: object) -> tuple[list[tuple[str, Callable[[], RawColumn]]], int]:
@@ -67,16 +74,8 @@ def columns(obj: object) -> tuple[list[tuple[str, Callable[[], RawColumn]]], int
 
 
 def _names(labels) -> list[str]:
-    names, seen = [], set()
-    for label in labels:
-        name = "/".join(map(str, label)) if isinstance(label, tuple) else str(label)
-        base, k = name, 1
-        while name in seen:  # duplicate labels stay apart
-            k += 1
-            name = f"{base}.{k}"
-        seen.add(name)
-        names.append(name)
-    return names
+    names = ["/".join(map(str, label)) if isinstance(label, tuple) else str(label) for label in labels]
+    return naming.distinct_keys(names, sep=".")  # duplicate labels stay apart
 
 
 def _numpy(arr: np.ndarray):

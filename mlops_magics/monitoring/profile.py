@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import _dist
-from ._columns import CATEGORICAL, EMPTY, NUMERIC, UNSUPPORTED, RawColumn, columns
+from ._columns import CATEGORICAL, EMPTY, NUMERIC, UNSUPPORTED, ColumnCounts, RawColumn, columns
 from ._dist import Dist
 
 FORMAT = "mlops-magics.profile/1"
@@ -30,14 +30,9 @@ _PARALLEL_ROWS = 50_000  # below this, threads cost more than they save
 
 
 @dataclass(eq=False)
-class ColumnProfile:
+class ColumnProfile(ColumnCounts):
     """The summary of one column. ``missing`` counts NaN, None, NaT and +-inf."""
 
-    name: str
-    kind: str
-    dtype: str
-    rows: int
-    missing: int
     min: float | None = None
     max: float | None = None
     mean: float | None = None
@@ -48,10 +43,6 @@ class ColumnProfile:
     counts: pd.Series | None = None  # top categories, descending
     other: int = 0  # values outside the top categories
     note: str = ""
-
-    @property
-    def count(self) -> int:
-        return self.rows - self.missing
 
     @property
     def complete(self) -> bool:

@@ -10,7 +10,6 @@ from collections import Counter
 import pandas as pd
 
 from .. import _current, naming
-from ..errors import NoActiveRunError
 from ._evaluate import percent
 from .verdict import DEFAULT_SHARE, MIN_ROWS, dataset_drifted, verdict
 
@@ -86,10 +85,7 @@ class DriftReport:
         """Scores as metrics ``drift.<feature>.<method>`` (p-values as ``....p_value``) and
         ``drift.share`` on the run being tracked; tags it ``mlops.alert=drift`` with the
         reason when the data set drifted. Also the table as ``mlops/drift.json``."""
-        run = _current.active_run()
-        if run is None:
-            raise NoActiveRunError("no run to log into: call report.log() inside a %%track cell "
-                                   "(or a notebook run by `mlops-magics run`)")
+        run = _current.require_run("report.log()")
         for row in self.table.itertuples(index=False):
             if row.method and _finite(row.score):
                 run.log_metric(naming.metric_drift(row.feature, row.method), float(row.score))
@@ -97,8 +93,7 @@ class DriftReport:
                 run.log_metric(naming.metric_drift(row.feature, row.method, "p_value"), float(row.p_value))
         run.log_metric(naming.METRIC_DRIFT_SHARE, self.share)
         if self.drifted:
-            run.set_tag(naming.ALERT, naming.ALERT_DRIFT)
-            run.set_tag(naming.ALERT_REASON, self.reason())
+            run.alert(naming.ALERT_DRIFT, self.reason())
         run.log_text(naming.ARTIFACT_DRIFT, self.to_json())
 
     def reason(self) -> str:

@@ -11,7 +11,6 @@ from pathlib import Path
 import pandas as pd
 
 from .. import _current, naming
-from ..errors import NoActiveRunError
 
 COLUMNS = ["column", "check", "passed", "expected", "observed"]
 _OK, _BAD = "#2e7d32", "#c62828"
@@ -70,18 +69,14 @@ class ValidationReport:
         kind of check and ``validation.checks`` on the run being tracked; tags it
         ``mlops.alert=validation`` with the reason when a check failed (so ``--on-alert``
         schedules react). Also the table as ``mlops/validation.json``."""
-        run = _current.active_run()
-        if run is None:
-            raise NoActiveRunError("no run to log into: call report.log() inside a %%track cell "
-                                   "(or a notebook run by `mlops-magics run`)")
+        run = _current.require_run("report.log()")
         failed = self.failed_by_check()
         run.log_metric(naming.METRIC_VALIDATION_FAILED, float(self.n_failed))
         run.log_metric(naming.METRIC_VALIDATION_CHECKS, float(len(self.table)))
         for check in dict.fromkeys(self.table["check"]):
             run.log_metric(naming.metric_validation_failed(check), float(failed.get(check, 0)))
         if not self.passed:
-            run.set_tag(naming.ALERT, naming.ALERT_VALIDATION)
-            run.set_tag(naming.ALERT_REASON, self.reason())
+            run.alert(naming.ALERT_VALIDATION, self.reason())
         run.log_text(naming.ARTIFACT_VALIDATION, self.to_json())
 
     def to_json(self) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 
 from .. import secrets
 from ..secrets import MASK, is_secret
-from .failures import INJECTED_TAG
+from .failures import INJECTED_TAG, read_output
 
 log = logging.getLogger("mlops_magics")
 _MIN_FREE_TEXT = 3  # shorter values are masked where they are assigned, not in free text
@@ -74,9 +74,8 @@ class JobSecrets:
         """Mask the executed notebook at ``path`` in place: sources, outputs, papermill's metadata."""
         import nbformat
 
-        try:
-            nb = nbformat.read(path, as_version=4)
-        except (OSError, ValueError):
+        nb = read_output(path)
+        if nb is None:
             return
         for cell in nb.cells:
             source = secrets.mask_source(cell.source) if cell.cell_type == "code" else cell.source

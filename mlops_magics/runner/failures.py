@@ -63,13 +63,22 @@ def classify(exc: BaseException, current_cell: int | None, replies: dict[int, di
     return Failure(naming.FAILURE_ERROR, f"{type(exc).__name__}: {first_line(exc)}", current_cell)
 
 
+def read_output(path: str):
+    """The executed notebook at ``path``, or None when there is none to read (not written, not JSON)."""
+    import nbformat
+
+    try:
+        return nbformat.read(path, as_version=4)
+    except (OSError, ValueError):
+        return None
+
+
 def add_banner(path: str, failure: Failure) -> None:
     """Put a visible banner at the top of the saved output notebook (papermill's own for errors)."""
     import nbformat
 
-    try:
-        nb = nbformat.read(path, as_version=4)
-    except (OSError, ValueError):
+    nb = read_output(path)
+    if nb is None:
         return
     if failure.kind == naming.FAILURE_ERROR and any(
             "papermill-error-cell-tag" in c.get("metadata", {}).get("tags", []) for c in nb.cells):

@@ -15,7 +15,6 @@ The URI's password is never shown: errors and logs name the store as
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -26,6 +25,7 @@ from psycopg.rows import dict_row
 from .. import locations
 from ..errors import first_line
 from ..secrets import MASK, mask_text
+from ..sqlite_files import PerThread
 from .cron import ScheduleError
 
 SCHEMA = "mlops_magics"
@@ -45,11 +45,11 @@ class PostgresBackend:
         self._uri = uri
         self.where = locations.display_uri(uri)
         self._password = _password(uri)
-        self._local = threading.local()
+        self._local = PerThread()
 
     # -- connections -----------------------------------------------------------------
     def _conn(self) -> psycopg.Connection:
-        conn = getattr(self._local, "conn", None)
+        conn = self._local.conn
         if conn is None or conn.closed or conn.broken:
             with self._errors():
                 extra = {} if "connect_timeout" in _params(self._uri) else {"connect_timeout": _CONNECT_TIMEOUT_S}
@@ -112,10 +112,7 @@ class PostgresBackend:
                 yield
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
+        self._local.close()
 
 
 def _params(uri: str) -> dict:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from .. import locations
+from .. import sqlite_files
+
+_BUSY_MS = 30000
 
 
 class SqliteBackend:
@@ -25,18 +26,15 @@ class SqliteBackend:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
         self.where = self.path  # what to show: the file itself
-        self._local = threading.local()
-        locations.private_file(self.path)  # 0600 before SQLite creates it (its -wal/-shm follow), 0700 folder
+        self._local = sqlite_files.PerThread()
+        sqlite_files.make_private(self.path)  # 0600 before SQLite creates it (its -wal/-shm follow), 0700 folder
 
     def _conn(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
+        db = self._local.conn
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-            db.execute("PRAGMA busy_timeout=30000")
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
+            db = sqlite_files.connect(self.path, busy_ms=_BUSY_MS)
             db.row_factory = sqlite3.Row
-            self._local.db = db
+            self._local.conn = db
         return db
 
     def create(self, schema: str) -> None:
@@ -52,17 +50,8 @@ class SqliteBackend:
     @contextmanager
     def transaction(self, lock: str | None = None) -> Iterator[None]:
         """One writer at a time for the whole file (``lock`` needs nothing more here)."""
-        db = self._conn()
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with sqlite_files.write_transaction(self._conn()):
             yield
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
 
     def close(self) -> None:
-        db = getattr(self._local, "db", None)
-        if db is not None:
-            db.close()
-            self._local.db = None
+        self._local.close()

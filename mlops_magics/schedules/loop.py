@@ -88,6 +88,13 @@ class Scheduler:
                 self.children.remove(child)
                 log.info("scheduler: run-due for %s slot %s ended (exit %d)", name, slot, proc.returncode)
 
+    def _reap_for(self, seconds: float) -> None:
+        """Reap children as they end, for up to ``seconds`` or until none is left."""
+        deadline = time.monotonic() + seconds
+        while self.children and time.monotonic() < deadline:
+            time.sleep(_TICK)
+            self._reap()
+
     def _next_wake(self, now: datetime) -> datetime:
         wake = now + timedelta(seconds=self.interval)
         for s in self.store.all():
@@ -100,16 +107,10 @@ class Scheduler:
         if not self.children:
             return
         log.info("scheduler: waiting up to %.0fs for %d running job(s)", self.grace, len(self.children))
-        deadline = time.monotonic() + self.grace
-        while self.children and time.monotonic() < deadline:
-            time.sleep(_TICK)
-            self._reap()
+        self._reap_for(self.grace)
         for _, _, proc in self.children:
             proc.terminate()  # run-due records the slot as interrupted and stops its kernel
-        deadline = time.monotonic() + 10.0
-        while self.children and time.monotonic() < deadline:
-            time.sleep(_TICK)
-            self._reap()
+        self._reap_for(10.0)
         for name, slot, proc in self.children:
             proc.kill()
             log.warning("scheduler: run-due for %s slot %s killed", name, slot)

@@ -3,18 +3,19 @@
 ``Store(tracking_uri=None)`` is the entry point (see :mod:`.store`): experiments with a
 did-you-mean error, an experiment's runs (cached in the journal folder, refreshed
 incrementally) as records, as ``mlflow.search_runs``' frame or as the history's flat frame,
-recent runs, champions and aliases, artifacts and logged data profiles. ``own_metrics`` and
-``ours_last`` say which metrics are a run's own. Nothing heavy is imported here.
+recent runs, champions and aliases, registered model versions and logged models, artifacts and
+logged data profiles. ``own_metrics`` and ``ours_last`` say which metrics are a run's own.
+Nothing heavy is imported here.
 """
 
 from __future__ import annotations
 
 from .metrics import is_own, ours_last, own_metrics, own_values
-from .model import Dataset, Experiment, ModelVersion, NoExperiment, ReadError, Run
+from .model import Dataset, Experiment, LoggedModel, ModelVersion, NoExperiment, NoRun, ReadError, Run
 from .store import Store
 
-__all__ = ["Dataset", "Experiment", "ModelVersion", "NoExperiment", "ReadError", "Run", "Store",
-           "history_frame", "is_own", "ours_last", "own_metrics", "own_values", "runs_frame"]
+__all__ = ["Dataset", "Experiment", "LoggedModel", "ModelVersion", "NoExperiment", "NoRun", "ReadError", "Run",
+           "Store", "history_frame", "is_own", "ours_last", "own_metrics", "own_values", "runs_frame"]
 
 
 def runs_frame(experiment: str | None = None, *, tracking_uri: str | None = None):

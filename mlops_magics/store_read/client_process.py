@@ -39,43 +39,68 @@ class _Ops:
     def search(self, experiment_id: str, filter: str = "", deleted: bool = False) -> list:
         from mlflow.entities import ViewType
 
-        found, token = [], None
-        while True:
-            page = self.client.search_runs([experiment_id], filter, ViewType.DELETED_ONLY if deleted else ViewType.ACTIVE_ONLY,
-                                           max_results=50_000, order_by=["attributes.start_time DESC"], page_token=token)
-            found += [_run(r) for r in page]
-            token = page.token
-            if not token:
-                return found
+        view = ViewType.DELETED_ONLY if deleted else ViewType.ACTIVE_ONLY
+        found = _every(self.client.search_runs, experiment_ids=[experiment_id], filter_string=filter,
+                       run_view_type=view, max_results=50_000, order_by=["attributes.start_time DESC"])
+        return [_run(r) for r in found]
 
     def get_run(self, run_id: str) -> list | None:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return _run(self.client.get_run(run_id))
-        except MlflowException as exc:
-            if getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
-                return None
-            raise
+        run = _unless_missing(self.client.get_run, run_id)
+        return _run(run) if run is not None else None
 
     def alias_holders(self, alias: str | None) -> list:
-        found, token = [], None
-        while True:
-            page = self.client.search_registered_models(max_results=1000, page_token=token)
-            for model in page:
-                for name, version in (getattr(model, "aliases", None) or {}).items():
-                    if alias in (None, name):
-                        run_id = self.client.get_model_version(model.name, str(version)).run_id
-                        found.append([model.name, str(version), run_id, name])
-            token = page.token
-            if not token:
-                return found
+        found = []
+        for model in _every(self.client.search_registered_models, max_results=1000):
+            for name, version in (getattr(model, "aliases", None) or {}).items():
+                if alias in (None, name):
+                    run_id = self.client.get_model_version(model.name, str(version)).run_id
+                    found.append([model.name, str(version), run_id, name])
+        return found
+
+    def logged_models(self, run_id: str, experiment_id: str) -> list:
+        from .search_source import literal
+
+        found = _every(self.client.search_logged_models, experiment_ids=[experiment_id],
+                       filter_string=f"source_run_id = {literal(run_id)}")
+        return [[m.model_id, m.name, m.artifact_location or "", m.creation_timestamp] for m in found]
+
+    def model_versions(self, name: str, run_id: str) -> list:
+        from .search_source import literal
+
+        found = self.client.search_model_versions(f"name = {literal(name)} and run_id = {literal(run_id)}")
+        return [[v.name, str(v.version), v.run_id, None, v.source or ""] for v in found]
+
+    def model_version_uri(self, name: str, version: str) -> str | None:
+        return _unless_missing(self.client.get_model_version_download_uri, name, str(version))
 
     def list_artifacts(self, run_id: str, folder: str) -> list:
         return [f.path for f in self.client.list_artifacts(run_id, folder) if not f.is_dir]
 
     def download_artifact(self, run_id: str, path: str, dest: str) -> str:
         return self.client.download_artifacts(run_id, path, dest)
+
+
+def _unless_missing(read, *args):
+    """``read(*args)``, or None when MLflow says there is no such thing."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return read(*args)
+    except MlflowException as exc:
+        if getattr(exc, "error_code", "") in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None
+        raise
+
+
+def _every(search, **kwargs):
+    """Every item of one of MlflowClient's paged searches."""
+    token = None
+    while True:
+        page = search(page_token=token, **kwargs)
+        yield from page
+        token = page.token
+        if not token:
+            return
 
 
 def main() -> int:

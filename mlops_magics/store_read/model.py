@@ -19,6 +19,10 @@ class NoExperiment(ReadError):
     """An experiment name that the store does not have."""
 
 
+class NoRun(ReadError):
+    """A run id that the store does not have."""
+
+
 @dataclass(frozen=True)
 class Experiment:
     experiment_id: str
@@ -38,10 +42,23 @@ class Dataset:
 
 @dataclass(frozen=True)
 class ModelVersion:
+    """A registered model's version; ``source`` is what it was registered from (when read)."""
+
     name: str
     version: str
     run_id: str | None
     alias: str | None = None
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class LoggedModel:
+    """An MLflow 3 logged model (``models:/<model_id>``), its files at ``artifact_location``."""
+
+    model_id: str
+    name: str
+    artifact_location: str
+    creation_timestamp: int | None = None
 
 
 @dataclass

@@ -9,7 +9,7 @@ import sys
 
 from .. import locations
 from ..secrets import mask_text
-from .model import Experiment, ModelVersion, ReadError, Run
+from .model import Experiment, LoggedModel, ModelVersion, ReadError, Run
 from .search_source import SearchSource
 
 TIMEOUT_S = 300.0
@@ -19,7 +19,9 @@ _QUICK_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIME
 _DECODE = {"experiments": lambda rows: [Experiment(*e) for e in rows],
            "search": lambda rows: [Run.from_json(r) for r in rows],
            "get_run": lambda row: Run.from_json(row) if row else None,
-           "alias_holders": lambda rows: [ModelVersion(*m) for m in rows]}
+           "alias_holders": lambda rows: [ModelVersion(*m) for m in rows],
+           "model_versions": lambda rows: [ModelVersion(*m) for m in rows],
+           "logged_models": lambda rows: [LoggedModel(*m) for m in rows]}
 
 
 class ProcessSource(SearchSource):

@@ -18,8 +18,8 @@ import urllib.request
 from pathlib import Path
 
 from .. import locations, naming
-from .model import Dataset, Experiment, ModelVersion, ReadError, Run
-from .search_source import SearchSource
+from .model import Dataset, Experiment, LoggedModel, ModelVersion, ReadError, Run
+from .search_source import SearchSource, literal
 
 TIMEOUT_S = 15.0
 PAGE = 10_000  # runs per search request
@@ -79,48 +79,64 @@ class RestSource(SearchSource):
     def batch(self, calls: list[tuple[str, dict]]) -> list:
         return [getattr(self, "_op_" + op)(**kwargs) for op, kwargs in calls]
 
-    def _op_experiments(self) -> list[Experiment]:
-        found, token = [], None
+    def _every(self, path: str, key: str, body: dict | None = None, query: dict | None = None):
+        """Every item under ``key`` of a paged search: a POST of ``body``, else a GET of ``query``."""
+        token = None
         while True:
-            body = {"max_results": 1000, "view_type": "ALL", **({"page_token": token} if token else {})}
-            page = self._request("/api/2.0/mlflow/experiments/search", body) or {}
-            found += [Experiment(str(e["experiment_id"]), e["name"], e.get("lifecycle_stage", "active"),
-                                 e.get("artifact_location", "")) for e in page.get("experiments", [])]
+            more = {"page_token": token} if token else {}
+            if body is not None:
+                page = self._request(path, {**body, **more}) or {}
+            else:
+                page = self._request(path, query={**(query or {}), **more}) or {}
+            yield from page.get(key, [])
             token = page.get("next_page_token")
             if not token:
-                return found
+                return
+
+    def _op_experiments(self) -> list[Experiment]:
+        body = {"max_results": 1000, "view_type": "ALL"}
+        found = self._every("/api/2.0/mlflow/experiments/search", "experiments", body)
+        return [Experiment(str(e["experiment_id"]), e["name"], e.get("lifecycle_stage", "active"),
+                           e.get("artifact_location", "")) for e in found]
 
     def _op_search(self, experiment_id: str, filter: str = "", deleted: bool = False) -> list[Run]:
-        found, token = [], None
-        while True:
-            body = {"experiment_ids": [experiment_id], "filter": filter, "max_results": PAGE,
-                    "run_view_type": "DELETED_ONLY" if deleted else "ACTIVE_ONLY",
-                    "order_by": ["attributes.start_time DESC"], **({"page_token": token} if token else {})}
-            page = self._request("/api/2.0/mlflow/runs/search", body) or {}
-            found += [_run(r) for r in page.get("runs", [])]
-            token = page.get("next_page_token")
-            if not token:
-                return found
+        body = {"experiment_ids": [experiment_id], "filter": filter, "max_results": PAGE,
+                "run_view_type": "DELETED_ONLY" if deleted else "ACTIVE_ONLY",
+                "order_by": ["attributes.start_time DESC"]}
+        return [_run(r) for r in self._every("/api/2.0/mlflow/runs/search", "runs", body)]
 
     def _op_get_run(self, run_id: str) -> Run | None:
         answer = self._request("/api/2.0/mlflow/runs/get", query={"run_id": run_id})
         return _run(answer["run"]) if answer and "run" in answer else None
 
     def _op_alias_holders(self, alias: str | None) -> list[ModelVersion]:
-        found, token = [], None
-        while True:
-            query = {"max_results": 1000, **({"page_token": token} if token else {})}
-            page = self._request("/api/2.0/mlflow/registered-models/search", query=query) or {}
-            for model in page.get("registered_models", []):
-                for held in model.get("aliases", []):
-                    if alias in (None, held["alias"]):
-                        version = self._request("/api/2.0/mlflow/model-versions/get",
-                                                query={"name": model["name"], "version": held["version"]}) or {}
-                        run_id = version.get("model_version", {}).get("run_id")
-                        found.append(ModelVersion(model["name"], str(held["version"]), run_id, held["alias"]))
-            token = page.get("next_page_token")
-            if not token:
-                return found
+        found = []
+        for model in self._every("/api/2.0/mlflow/registered-models/search", "registered_models",
+                                 query={"max_results": 1000}):
+            for held in model.get("aliases", []):
+                if alias in (None, held["alias"]):
+                    version = self._request("/api/2.0/mlflow/model-versions/get",
+                                            query={"name": model["name"], "version": held["version"]}) or {}
+                    run_id = version.get("model_version", {}).get("run_id")
+                    found.append(ModelVersion(model["name"], str(held["version"]), run_id, held["alias"]))
+        return found
+
+    def _op_logged_models(self, run_id: str, experiment_id: str) -> list[LoggedModel]:
+        body = {"experiment_ids": [experiment_id], "filter": f"source_run_id = {literal(run_id)}"}
+        found = [m.get("info", {}) for m in self._every("/api/2.0/mlflow/logged-models/search", "models", body)]
+        return [LoggedModel(i["model_id"], i.get("name", ""), i.get("artifact_uri", ""),
+                            int(i["creation_timestamp_ms"]) if i.get("creation_timestamp_ms") is not None else None)
+                for i in found]
+
+    def _op_model_versions(self, name: str, run_id: str) -> list[ModelVersion]:
+        query = {"filter": f"name = {literal(name)} and run_id = {literal(run_id)}", "max_results": 1000}
+        return [ModelVersion(v["name"], str(v["version"]), v.get("run_id"), None, v.get("source", ""))
+                for v in self._every("/api/2.0/mlflow/model-versions/search", "model_versions", query=query)]
+
+    def _op_model_version_uri(self, name: str, version: str) -> str | None:
+        answer = self._request("/api/2.0/mlflow/model-versions/get-download-uri",
+                               query={"name": name, "version": str(version)})
+        return (answer or {}).get("artifact_uri")
 
     def _op_list_artifacts(self, run_id: str, folder: str) -> list[str]:
         answer = self._request("/api/2.0/mlflow/artifacts/list", query={"run_id": run_id, "path": folder}) or {}

@@ -1,13 +1,14 @@
 """Reads through MLflow's search API (a server over REST, or the client in a helper process).
 
 Both speak the same operations (``experiments``, ``search``, ``get_run``, ``alias_holders``,
-``list_artifacts``, ``download_artifact``) through :meth:`SearchSource.batch`, so an
+``logged_models``, ``model_versions``, ``model_version_uri``, ``list_artifacts``,
+``download_artifact``) through :meth:`SearchSource.batch`, so an
 incremental refresh is one batch: one round of requests, or one helper process.
 """
 
 from __future__ import annotations
 
-from .model import Experiment, ModelVersion, Run
+from .model import Experiment, LoggedModel, ModelVersion, Run
 
 _IDS_PER_QUERY = 100  # run ids in one ``attributes.run_id IN (...)`` filter
 
@@ -49,8 +50,24 @@ class SearchSource:
     def alias_holders(self, alias: str | None = None) -> list[ModelVersion]:
         return self.batch([("alias_holders", {"alias": alias})])[0]
 
+    def logged_models(self, run_id: str, experiment_id: str) -> list[LoggedModel]:
+        return self.batch([("logged_models", {"run_id": run_id, "experiment_id": experiment_id})])[0]
+
+    def model_versions(self, name: str, run_id: str) -> list[ModelVersion]:
+        return self.batch([("model_versions", {"name": name, "run_id": run_id})])[0]
+
+    def model_version_uri(self, name: str, version: str) -> str | None:
+        return self.batch([("model_version_uri", {"name": name, "version": version})])[0]
+
     def list_artifacts(self, run_id: str, folder: str) -> list[str]:
         return self.batch([("list_artifacts", {"run_id": run_id, "folder": folder})])[0]
 
     def download_artifact(self, run_id: str, path: str, dest: str) -> str:
         return self.batch([("download_artifact", {"run_id": run_id, "path": path, "dest": dest})])[0]
+
+
+
+def literal(text: str) -> str:
+    """``text`` as a string in an MLflow search filter: single-quoted, or double-quoted when it
+    holds a single quote (MLflow's filter parser takes no backslash escapes)."""
+    return f'"{text}"' if "'" in text else f"'{text}'"

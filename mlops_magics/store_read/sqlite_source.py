@@ -12,9 +12,9 @@ import importlib.util
 import os
 import sqlite3
 from pathlib import Path
-from urllib.parse import quote
 
 from .. import naming
+from ..sqlite_files import connect_read_only, uri_path
 from .model import Dataset, Experiment, ModelVersion, Run
 
 _NEEDED = {
@@ -37,11 +37,7 @@ class SchemaSurprise(Exception):
     """The store is not one this module may read directly."""
 
 
-def sqlite_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI, else None."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    return Path(uri[len("sqlite:///"):].split("?", 1)[0])
+sqlite_path = uri_path  # ``Store`` picks its source by it: a sqlite:/// URI's path as written (``:memory:`` too)
 
 
 def _known_revisions() -> set[str] | None:
@@ -62,14 +58,29 @@ class SqliteSource:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self._db = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=10,
-                                       check_same_thread=False)
+            self._db = connect_read_only(path, timeout=10, check_same_thread=False)
             self._check()
         except sqlite3.Error as exc:
             raise SchemaSurprise(f"cannot read {path}: {exc}") from None
 
     def close(self) -> None:
         self._db.close()
+
+    # logged models and model versions: their SQL lives in models_sql
+    def logged_models(self, run_id: str, experiment_id: str):
+        from . import models_sql
+
+        return models_sql.logged_models(self._db, run_id, experiment_id)
+
+    def model_versions(self, name: str, run_id: str):
+        from . import models_sql
+
+        return models_sql.model_versions(self._db, name, run_id)
+
+    def model_version_uri(self, name: str, version: str):
+        from . import models_sql
+
+        return models_sql.model_version_uri(self._db, name, version)
 
     def _check(self) -> None:
         tables = {name for (name,) in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -129,13 +140,9 @@ class SqliteSource:
                                       args)}
         if not runs:
             return []
-        for run_id, key, value in db.execute(
-                "SELECT p.run_uuid, p.key, p.value FROM params p JOIN runs r ON r.run_uuid = p.run_uuid WHERE "
-                + where, args):
+        for run_id, key, value in self._key_values("params", where, args):
             runs[run_id].params[key] = value
-        for run_id, key, value in db.execute(
-                "SELECT t.run_uuid, t.key, t.value FROM tags t JOIN runs r ON r.run_uuid = t.run_uuid WHERE "
-                + where, args):
+        for run_id, key, value in self._key_values("tags", where, args):
             runs[run_id].tags[key] = value
         for run_id, key, value, is_nan in db.execute(
                 "SELECT m.run_uuid, m.key, m.value, m.is_nan FROM latest_metrics m "
@@ -153,6 +160,11 @@ class SqliteSource:
         for run_id, found in inputs.items():
             runs[run_id].inputs = tuple(found)
         return list(runs.values())
+
+    def _key_values(self, table: str, where: str, args: tuple):
+        """(run id, key, value) rows of ``table`` (``params`` or ``tags``) for the runs ``where`` picks."""
+        return self._db.execute(f"SELECT x.run_uuid, x.key, x.value FROM {table} x "
+                                "JOIN runs r ON r.run_uuid = x.run_uuid WHERE " + where, args)
 
     # -- registry ------------------------------------------------------------------------------
     def alias_holders(self, alias: str | None = None) -> list[ModelVersion]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from .. import locations, naming
 from ..errors import did_you_mean
 from . import cache, frames
-from .model import Experiment, ModelVersion, NoExperiment, ReadError, Run
+from .model import Experiment, LoggedModel, ModelVersion, NoExperiment, NoRun, ReadError, Run
 
 MISSING_HINT = "set MLFLOW_TRACKING_URI or run where mlflow.db is"
 
@@ -107,12 +107,20 @@ class Store:
         return [r for r in self.runs(experiment) if r.tags.get(naming.KIND) in kinds][:count]
 
     def get_run(self, run_id: str) -> Run:
-        """One run, deleted or not; :class:`ReadError` when the store has none of that id."""
+        """One run, deleted or not; :class:`NoRun` (a :class:`ReadError`) when the store has none of that id."""
         with self.source() as src:
             run = src.get_run(run_id)
         if run is None:
-            raise ReadError(f"no run {run_id} at {self.shown}")
+            raise NoRun(f"no run {run_id} at {self.shown}")
         return run
+
+    # -- logged models (MLflow 3) ----------------------------------------------------------------
+    def logged_model(self, run: Run, name: str) -> LoggedModel | None:
+        """The newest logged model called ``name`` that ``run`` produced, or None (none, or a
+        store from before logged models)."""
+        found = [m for m in self._models_read("logged_models", run_id=run.run_id, experiment_id=run.experiment_id)
+                 if m.name == name]
+        return max(found, key=lambda m: m.creation_timestamp or 0) if found else None
 
     # -- registry --------------------------------------------------------------------------------
     def alias_holders(self, alias: str | None = None) -> list[ModelVersion]:
@@ -131,6 +139,19 @@ class Store:
         """``{run_id: "champion: <model> v<version>"}`` for the versions of these runs holding ``alias``."""
         wanted = set(run_ids)
         return {m.run_id: f"{alias}: {m.name} v{m.version}" for m in self.alias_holders(alias) if m.run_id in wanted}
+
+    def model_versions(self, model: str, run_id: str) -> list[ModelVersion]:
+        """The versions of ``model`` registered from ``run_id`` (``source`` says from what), oldest first."""
+        found = self._models_read("model_versions", name=model, run_id=run_id)
+        return sorted(found, key=lambda v: int(v.version))
+
+    def model_version_uri(self, model: str, version: str) -> str | None:
+        """Where version ``version`` of ``model`` is downloaded from (MLflow's download URI), or None."""
+        return self._models_read("model_version_uri", name=model, version=str(version))
+
+    def _models_read(self, op: str, **kwargs):
+        with self.source() as src:
+            return getattr(src, op)(**kwargs)
 
     # -- artifacts -------------------------------------------------------------------------------
     def list_artifacts(self, run_id: str, folder: str) -> list[str]:

@@ -96,6 +96,11 @@ class ActiveRun:
             return
         self.tags[clean] = naming.clip(str(value), naming.MAX_TAG_VAL_LENGTH)
 
+    def alert(self, kind: str, reason: str) -> None:
+        """Tag the run alerted: ``mlops.alert=<kind>`` (drift, validation) and why."""
+        self.set_tag(naming.ALERT, kind)
+        self.set_tag(naming.ALERT_REASON, reason)
+
     def log_text(self, path: str, text: str) -> None:
         """A text artifact at ``path`` in the run (written when the run's records are)."""
         self.artifacts[path] = text

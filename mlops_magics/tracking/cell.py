@@ -67,8 +67,8 @@ class TrackedCell:
         self.session, self.options, self.ns = session, options, ns
         self.raw, self.python = raw, python
         self.execution_count, self.cell_id, self.hidden = execution_count, cell_id, set(hidden)
-        self.job = session.job_key is not None  # in a notebook job: record into the job's run
-        self.key = session.job_key or records.new_key()
+        self.job = session.job  # in a notebook job: record into the job's run
+        self.key = self.job.key if self.job else records.new_key()
         self.notebook = notebook_path(ns) or session.notebook
         self.source = mask_source(raw, python)
         self.name = options.name or run_name(self.notebook, self.source)
@@ -140,8 +140,8 @@ class TrackedCell:
                    naming.SYSTEM_PEAK_MEM: usage.peak_mem_mb},
         )
         if self.job:
-            self.session.job_metrics.update({**metrics, **self.active.latest})
-            run.alerts = self.active.alerts(self.session.job_metrics, missing=False)
+            self.job.metrics.update({**metrics, **self.active.latest})
+            run.alerts = self.active.alerts(self.job.metrics, missing=False)
         else:
             run.alerts = self.active.alerts(metrics)
         run.previous = self.session.previous(run, name=self.options.name, notebook=self.notebook)

@@ -11,12 +11,16 @@ import getpass
 import logging
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from .. import naming
 from ..journal import records
-from .active import ActiveRun, add_alerts  # noqa: F401  (ActiveRun re-exported for the tracker)
+from .active import ActiveRun  # noqa: F401  (re-exported for the tracker)
 from .datasets import ProfileCache
 from .identity import NotebookCells
+
+if TYPE_CHECKING:
+    from .in_job import JobInKernel
 
 log = logging.getLogger("mlops_magics")
 
@@ -63,54 +67,20 @@ class TrackingSession:
         self._session_runs: dict[tuple[str, str], str] = {}
         self._lock = threading.Lock()
         self._executor = None
-        self.job_key: str | None = None
-        self._job_run = None
-        self._job_uri = ""
-        self.job_metrics: dict[str, float] = {}  # what the job's run holds so far, for metric checks
-        self._job_alerts: list[str] = []
-        self._job_sent: dict[str, str] = {}
-        self._job_env_pending = False
+        self.job: JobInKernel | None = None  # inside a notebook job only (in_job.py)
 
     def attach_job(self, key: str, uri: str) -> None:
         """Inside a notebook job: tracked cells and ``mm.log_metric`` record into the job's run."""
         from .. import _current
+        from .in_job import JobInKernel
 
-        self.job_key, self._job_uri = key, uri
-        delivery = self.delivery(uri)
-        self._job_run = ActiveRun(key, "job", spill=lambda points: delivery.submit([records.log(key, metrics=points)]))
-        _current.push(self._job_run)
-        self._job_env_pending = True  # captured after the first cell: the job's run exists by then
+        self.job = JobInKernel(key, uri, self.delivery(uri))
+        _current.push(self.job.run)
 
     def after_cell(self) -> None:
         """In a job: commit what plain cells added (step metrics, tags, artifacts, metric checks)."""
-        run = self._job_run
-        if run is None:
-            return
-        if self._job_env_pending:
-            self._job_env_pending = False
-            self.defer(self._job_environment, run.key, self.delivery(self._job_uri))
-        run.take_spill()
-        ops = []
-        alerts = [a for a in run.alerts(self.job_metrics, missing=False) if a not in self._job_alerts]
-        self._job_alerts.extend(alerts)
-        add_alerts(run.tags, alerts)  # after a drift report's reason, if one set it
-        fresh = {k: v for k, v in run.tags.items() if self._job_sent.get(k) != v}
-        if fresh:  # the tags stay on the run object: later cells read them (mlops.model)
-            ops.append(records.log(run.key, tags=fresh))
-            self._job_sent.update(fresh)
-        for path, text in run.artifacts.items():
-            ops.append(records.artifact(run.key, path, text))
-        run.artifacts.clear()
-        if ops:
-            self.delivery(self._job_uri).submit(ops)
-
-    @staticmethod
-    def _job_environment(key: str, delivery) -> None:
-        """The kernel's own Python and packages, captured inside the kernel."""
-        from .lineage import environment_tags
-
-        tags, requirements = environment_tags()
-        delivery.submit([records.log(key, tags=tags), records.artifact(key, naming.ARTIFACT_REQUIREMENTS, requirements)])
+        if self.job is not None:
+            self.job.after_cell(self)
 
     def defer(self, fn, *args):
         """Run ``fn(*args)`` in the session's one background thread, in submission order."""
@@ -209,11 +179,11 @@ class TrackingSession:
 
     def close(self, timeout: float = 10.0) -> int:
         """End the session runs (FINISHED) and deliver what is pending."""
-        if self._job_run is not None:
+        if self.job is not None:
             from .. import _current
 
-            self._job_run.take_spill()
-            _current.pop(self._job_run)
+            self.job.run.take_spill()
+            _current.pop(self.job.run)
         self._drain(timeout)
         with self._lock:
             runs = dict(self._session_runs)

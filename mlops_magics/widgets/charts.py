@@ -197,10 +197,7 @@ def distribution(hist: pd.DataFrame, feature: str, *, width: int = 420, height: 
         x=alt.X("bucket:N", sort=order, title=None, axis=alt.Axis(labelAngle=-30, labelLimit=120)),
         y=alt.Y("share:Q", axis=alt.Axis(format="%"), title="share of rows"),
         xOffset=alt.XOffset("data:N", sort=["reference", "current"]),
-        color=_side_color(),
-        strokeWidth=alt.condition("datum.new", alt.value(2), alt.value(0)),
-        tooltip=[alt.Tooltip("bucket:N"), alt.Tooltip("data:N"), alt.Tooltip("share:Q", format=".2%"),
-                 alt.Tooltip("new:N", title="reference never had it")],
+        **_side_channels(outline=2, new="reference never had it"),
     )
     chart = alt.Chart(long).mark_bar(stroke="black").encode(**enc)
     return chart.properties(width=width, height=height, title=_dist_title(feature))
@@ -220,17 +217,21 @@ def _density(h: pd.DataFrame, feature: str, width: int, height: int) -> alt.TopL
     chart = alt.Chart(long).mark_rect(opacity=0.55, stroke="black").encode(
         x=alt.X("lo:Q", title=feature, scale=alt.Scale(zero=False, nice=False)), x2="hi:Q",
         y=alt.Y("density:Q", title="density (share / width)"), y2=alt.datum(0),
-        color=_side_color(),
-        strokeWidth=alt.condition("datum.new", alt.value(1.5), alt.value(0)),
-        tooltip=[alt.Tooltip("bucket:N"), alt.Tooltip("data:N"), alt.Tooltip("share:Q", format=".2%"),
-                 alt.Tooltip("new:N", title="outside the reference range")],
+        **_side_channels(outline=1.5, new="outside the reference range"),
     )
     return chart.properties(width=width, height=height, title=_dist_title(feature))
 
 
-def _side_color() -> alt.Color:
-    return alt.Color("data:N", scale=alt.Scale(domain=["reference", "current"], range=[_GREY, _ORANGE]),
-                     legend=alt.Legend(title=None, orient="top"))
+def _side_channels(*, outline: float, new: str) -> dict:
+    """Reference grey and current orange, buckets the reference cannot have outlined
+    (``outline`` pixels wide), and the tooltip, which calls those buckets ``new``."""
+    return dict(
+        color=alt.Color("data:N", scale=alt.Scale(domain=["reference", "current"], range=[_GREY, _ORANGE]),
+                        legend=alt.Legend(title=None, orient="top")),
+        strokeWidth=alt.condition("datum.new", alt.value(outline), alt.value(0)),
+        tooltip=[alt.Tooltip("bucket:N"), alt.Tooltip("data:N"), alt.Tooltip("share:Q", format=".2%"),
+                 alt.Tooltip("new:N", title=new)],
+    )
 
 
 def _dist_title(feature: str) -> alt.TitleParams:
