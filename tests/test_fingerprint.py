@@ -429,6 +429,21 @@ def test_polars():
         fingerprint(df.lazy())
 
 
+def test_a_polars_object_column_is_hashed_by_its_values_in_any_process():
+    """polars exports an Object column to Arrow as the objects' addresses: equal content built
+    twice, here and in another process, must give one digest; other content another."""
+    import polars as pl
+
+    make = "pl.Series('o', [{'a': 1}, [1, 2], 'x'], dtype=pl.Object)"
+    here = d(eval(make, {"pl": pl}))
+    assert d(eval(make, {"pl": pl})) == here
+    assert d(pl.Series("o", [{"a": 2}, [1, 2], "x"], dtype=pl.Object)) != here
+    assert d(pl.DataFrame({"o": eval(make, {"pl": pl})})) == d(pl.DataFrame({"o": eval(make, {"pl": pl})}))
+    code = f"import polars as pl, mlops_magics as mm; print(mm.fingerprint({make}).digest)"
+    there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert there == here
+
+
 # --- Python values ------------------------------------------------------------------
 
 def test_python_values():

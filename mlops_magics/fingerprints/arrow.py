@@ -55,10 +55,15 @@ def polars_parts(obj: Any, kind: str) -> Parts:
 
 def _polars_column(s: Any) -> tuple[bytes, int]:
     # Categoricals arrive as Arrow dictionaries, hashed by value: their dictionary may
-    # hold every category of a process-wide cache.
+    # hold every category of a process-wide cache. Object columns are hashed by their Python
+    # values: their Arrow form (when there is one) holds the objects' addresses.
+    import polars as pl
+
+    if s.dtype == pl.Object:
+        return encoded_column("python", s.len(), s.to_list())
     try:
         arr = s.to_arrow()
-    except Exception:  # Object columns have no Arrow form
+    except Exception:  # no Arrow form
         return encoded_column("python", s.len(), s.to_list())
     return chunked_column(arr)
 

@@ -56,13 +56,17 @@ class Deliverer:
 
 
 def lock_path(journal: str | os.PathLike) -> Path:
+    return _beside(journal, ".deliver.lock")
+
+
+def _beside(journal: str | os.PathLike, suffix: str) -> Path:
+    """A file beside the journal, named for it: ``journal.db`` -> ``journal<suffix>``."""
     p = Path(journal)
-    return p.with_name(p.stem + ".deliver.lock")
+    return p.with_name(p.stem + suffix)
 
 
 def info_path(journal: str | os.PathLike) -> Path:
-    p = Path(journal)
-    return p.with_name(p.stem + ".deliver.pid")
+    return _beside(journal, ".deliver.pid")
 
 
 def socket_name(journal: str | os.PathLike) -> bytes:
@@ -280,8 +284,7 @@ def describe(journal: str | os.PathLike, uris: list[str] = (), *, pending: int =
 
 
 def clients_path(journal: str | os.PathLike) -> Path:
-    p = Path(journal)
-    return p.with_name(p.stem + ".clients.lock")
+    return _beside(journal, ".clients.lock")
 
 
 class ClientMark:

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from ..errors import first_line
+from ..sqlite_files import connect_read_only
 
 log = logging.getLogger("mlops_magics")
 
@@ -119,7 +120,7 @@ def salvage(aside: Path, db: sqlite3.Connection) -> int:
     """Copy what can be read from the corrupt file ``aside`` into the open new journal ``db``;
     returns how many records (ops waiting for MLflow) were saved."""
     try:
-        old = sqlite3.connect(f"file:{aside}?mode=ro", uri=True, timeout=1.0)
+        old = connect_read_only(aside, timeout=1.0)
     except sqlite3.Error:
         return 0
     saved = 0
