@@ -129,12 +129,12 @@ def project_artifacts(uri: str) -> Path | None:
     for ``sqlite:///<F>/mlflow.db`` (absolute), the default store or the same file named
     explicitly; ``mlflow.db`` marks ``<F>`` as a project root (:func:`project`). Else None:
     other stores keep MLflow's own default (``./mlruns`` of the process creating an experiment)."""
-    if not uri.startswith("sqlite:///"):
+    from .sqlite_files import uri_file
+
+    path = uri_file(uri)
+    if path is None or not path.is_absolute() or path.name != STORE_FILE:
         return None
-    path = uri[len("sqlite:///"):].partition("?")[0]
-    if not os.path.isabs(path) or os.path.basename(path) != STORE_FILE:
-        return None
-    return Path(os.path.abspath(os.path.dirname(path))) / ARTIFACTS_DIR
+    return Path(os.path.abspath(path.parent)) / ARTIFACTS_DIR
 
 
 def tracking_uri(explicit: str | None = None) -> str:
