@@ -15,7 +15,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,14 +23,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from servers import free_port
 
 NOTEBOOKS = Path(__file__).parent / "notebooks"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -43,7 +37,7 @@ class Server:
         for name in ("job_params", "sched_tiny"):
             shutil.copy(NOTEBOOKS / f"{name}.ipynb", self.root / f"{name}.ipynb")
         shutil.copy(store_template, base / "mlflow.db")
-        self.port, self.token = _free_port(), secrets.token_hex(16)
+        self.port, self.token = free_port(), secrets.token_hex(16)
         self.home = base / "mlops-home"
         self.uri = f"sqlite:///{base / 'mlflow.db'}"
         self.env = {**os.environ, "JUPYTER_CONFIG_DIR": str(base / "jupyter-config"),
