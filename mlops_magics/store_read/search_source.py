@@ -66,7 +66,6 @@ class SearchSource:
         return self.batch([("download_artifact", {"run_id": run_id, "path": path, "dest": dest})])[0]
 
 
-
 def literal(text: str) -> str:
     """``text`` as a string in an MLflow search filter: single-quoted, or double-quoted when it
     holds a single quote (MLflow's filter parser takes no backslash escapes)."""

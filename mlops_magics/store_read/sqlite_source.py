@@ -14,7 +14,8 @@ import sqlite3
 from pathlib import Path
 
 from .. import naming
-from ..sqlite_files import connect_read_only, uri_path
+from ..sqlite_files import connect_read_only
+from . import models_sql
 from .model import Dataset, Experiment, ModelVersion, Run
 
 _NEEDED = {
@@ -35,9 +36,6 @@ _CHUNK = 500  # run ids per IN (...): under SQLite's variable limit
 
 class SchemaSurprise(Exception):
     """The store is not one this module may read directly."""
-
-
-sqlite_path = uri_path  # ``Store`` picks its source by it: a sqlite:/// URI's path as written (``:memory:`` too)
 
 
 def _known_revisions() -> set[str] | None:
@@ -68,18 +66,12 @@ class SqliteSource:
 
     # logged models and model versions: their SQL lives in models_sql
     def logged_models(self, run_id: str, experiment_id: str):
-        from . import models_sql
-
         return models_sql.logged_models(self._db, run_id, experiment_id)
 
     def model_versions(self, name: str, run_id: str):
-        from . import models_sql
-
         return models_sql.model_versions(self._db, name, run_id)
 
     def model_version_uri(self, name: str, version: str):
-        from . import models_sql
-
         return models_sql.model_version_uri(self._db, name, version)
 
     def _check(self) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .. import locations, naming
 from ..errors import did_you_mean
+from ..sqlite_files import uri_path
 from . import cache, frames
 from .model import Experiment, LoggedModel, ModelVersion, NoExperiment, NoRun, ReadError, Run
 
@@ -30,9 +31,7 @@ class Store:
     def __init__(self, tracking_uri: str | None = None, *, hint: str = MISSING_HINT) -> None:
         self.uri = locations.tracking_uri(tracking_uri)
         self.shown = locations.display_uri(self.uri)
-        from .sqlite_source import sqlite_path
-
-        path = sqlite_path(self.uri)
+        path = uri_path(self.uri)
         if path is not None and not path.is_file():
             raise ReadError(f"no MLflow store at {path}: {hint}")
 
@@ -45,9 +44,9 @@ class Store:
         """The fastest source that reads this store correctly, closed after use."""
         from .process_source import ProcessSource
         from .rest_source import RestSource, handles
-        from .sqlite_source import SchemaSurprise, SqliteSource, sqlite_path
+        from .sqlite_source import SchemaSurprise, SqliteSource
 
-        path = sqlite_path(self.uri)
+        path = uri_path(self.uri)
         src = None
         if path is not None:
             try:
@@ -118,8 +117,8 @@ class Store:
     def logged_model(self, run: Run, name: str) -> LoggedModel | None:
         """The newest logged model called ``name`` that ``run`` produced, or None (none, or a
         store from before logged models)."""
-        found = [m for m in self._models_read("logged_models", run_id=run.run_id, experiment_id=run.experiment_id)
-                 if m.name == name]
+        with self.source() as src:
+            found = [m for m in src.logged_models(run.run_id, run.experiment_id) if m.name == name]
         return max(found, key=lambda m: m.creation_timestamp or 0) if found else None
 
     # -- registry --------------------------------------------------------------------------------
@@ -142,16 +141,14 @@ class Store:
 
     def model_versions(self, model: str, run_id: str) -> list[ModelVersion]:
         """The versions of ``model`` registered from ``run_id`` (``source`` says from what), oldest first."""
-        found = self._models_read("model_versions", name=model, run_id=run_id)
+        with self.source() as src:
+            found = src.model_versions(model, run_id)
         return sorted(found, key=lambda v: int(v.version))
 
     def model_version_uri(self, model: str, version: str) -> str | None:
         """Where version ``version`` of ``model`` is downloaded from (MLflow's download URI), or None."""
-        return self._models_read("model_version_uri", name=model, version=str(version))
-
-    def _models_read(self, op: str, **kwargs):
         with self.source() as src:
-            return getattr(src, op)(**kwargs)
+            return src.model_version_uri(model, str(version))
 
     # -- artifacts -------------------------------------------------------------------------------
     def list_artifacts(self, run_id: str, folder: str) -> list[str]:
